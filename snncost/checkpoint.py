@@ -1,0 +1,140 @@
+"""Checkpoints: atomic writes and self-describing model files.
+
+A checkpoint is a ``torch.save`` dict that carries what is needed to
+rebuild its model without the trainer: the :class:`~snncost.models.VGGSpec`,
+the form (``ann``/``snn``), the neuron settings and the weights. Files are
+written to a temporary name in the same directory, flushed, fsynced and
+renamed over the target, so a crash leaves either the old file or the new
+one, never a truncated one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT = "snncost-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a usable snncost checkpoint (message names the file)."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def model_record(model: nn.Module, spec, form: str, neurons=None) -> dict:
+    """The self-describing part of a checkpoint for ``model``."""
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "form": form,
+        "spec": spec.to_dict(),
+        "neurons": asdict(neurons) if neurons is not None else None,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    if form == "snn":
+        record["timesteps"] = model.timesteps
+    return record
+
+
+def save_model(path: str | Path, model: nn.Module, spec, form: str, neurons=None, **extra) -> None:
+    """Atomically save ``model`` so :func:`load_model` can rebuild it."""
+    atomic_torch_save({**model_record(model, spec, form, neurons), **extra}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load and validate a checkpoint dict; errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # truncated zip, random bytes, pickle errors...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an snncost checkpoint (no format={FORMAT!r} marker)")
+    for key in ("form", "spec", "state_dict"):
+        if key not in data:
+            raise CheckpointError(f"{path}: checkpoint lacks the field {key!r}")
+    return data
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild the model stored in a checkpoint (ANN or SNN), in eval mode."""
+    from snncost.models import NeuronConfig, VGGSpec, build_ann, build_snn
+
+    data = read_checkpoint(path)
+    try:
+        spec = VGGSpec.from_dict(data["spec"])
+        if data["form"] == "snn":
+            neurons = NeuronConfig(**(data.get("neurons") or {}))
+            model = build_snn(spec, neurons)
+            model.timesteps = data.get("timesteps", neurons.timesteps)
+        elif data["form"] == "ann":
+            model = build_ann(spec)
+        else:
+            raise CheckpointError(f"{path}: field 'form' is {data['form']!r}, expected 'ann' or 'snn'")
+        load_state_dict_checked(model, data["state_dict"], str(path))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: cannot rebuild its model: {exc}") from None
+    return model.eval()
+
+
+def load_state_dict_checked(model: nn.Module, state: dict, origin: str) -> None:
+    """``load_state_dict`` with an error naming the origin and the first bad key."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{origin}: weights do not fit this architecture "
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
+        )
+    for k, v in own.items():
+        if tuple(v.shape) != tuple(state[k].shape):
+            raise CheckpointError(
+                f"{origin}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"
+            )
+    model.load_state_dict(state)

@@ -1,0 +1,252 @@
+"""A config-driven VGG family in ANN and SNN form with one weight layout.
+
+Modelled on torchvision's ``models/vgg.py``: a network is a list of
+conv widths and pooling markers (``"P"``) plus the hidden widths of the
+classifier. Both forms are built by the same function, so ``features.N`` and
+``classifier.N`` name the same conv/linear layer in the ANN (ReLU) and the
+SNN (LIF), and weights move between them by key (:func:`transfer_weights`).
+
+Spatial pruning shrinks a network by editing the widths in its
+:class:`VGGSpec` and building it again.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, replace
+from typing import Literal, Union
+
+import torch
+from torch import nn
+
+import snncost.nn as sn
+
+Width = Union[int, Literal["P"]]
+
+# Conv widths and pools ("P") per architecture, and the classifier's hidden
+# widths. vgg5/9/11 follow the CIFAR VGGs of the SNN literature (DIET-SNN,
+# Chowdhury et al. 2021); vgg11/16 use torchvision's conv stacks.
+CFGS: dict[str, tuple[list[Width], list[int]]] = {
+    "vgg5": ([64, "P", 128, 128, "P"], [1024]),
+    "vgg9": ([64, 64, "P", 128, 128, "P", 256, 256, 256, "P"], [1024]),
+    "vgg11": ([64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"], [4096, 4096]),
+    "vgg16": (
+        [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"],
+        [4096, 4096],
+    ),
+    # the small built-in default for 8x8 digits
+    "vgg-tiny": ([16, 32, "P", 32, 32, "P"], [64]),
+}
+
+
+@dataclass(frozen=True)
+class VGGSpec:
+    """Everything needed to rebuild a VGG: saved in every checkpoint.
+
+    ``features``: conv output widths with ``"P"`` for a 2x2 pooling;
+    ``classifier``: hidden widths of the fully connected part (the output
+    layer with ``num_classes`` units is added).
+    """
+
+    features: list[Width]
+    classifier: list[int]
+    in_channels: int = 3
+    image_size: int = 32
+    num_classes: int = 10
+    pool: Literal["avg", "max"] = "avg"
+    bias: bool = False
+    dropout: float = 0.2
+    kernel_size: int = 3
+
+    def __post_init__(self) -> None:
+        for i, w in enumerate(self.features):
+            if w != "P" and not (isinstance(w, int) and w > 0):
+                raise ValueError(f"features[{i}] = {w!r}: must be a positive int or 'P'")
+        for i, w in enumerate(self.classifier):
+            if not (isinstance(w, int) and w > 0):
+                raise ValueError(f"classifier[{i}] = {w!r}: must be a positive int")
+        if self.pool not in ("avg", "max"):
+            raise ValueError(f"pool = {self.pool!r}: choose 'avg' or 'max'")
+        if self.feature_map_size() < 1:
+            raise ValueError(
+                f"{self.features.count('P')} poolings shrink a {self.image_size}px input below 1px"
+            )
+
+    @classmethod
+    def from_arch(cls, arch: str, **kwargs) -> VGGSpec:
+        if arch not in CFGS:
+            raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(CFGS)} or give a custom cfg")
+        features, classifier = CFGS[arch]
+        return cls(features=list(features), classifier=list(classifier), **kwargs)
+
+    def feature_map_size(self) -> int:
+        return self.image_size // (2 ** self.features.count("P"))
+
+    def widths(self) -> list[int]:
+        """Output widths of every weight layer (convs, hidden linears, output)."""
+        return [w for w in self.features if w != "P"] + list(self.classifier) + [self.num_classes]
+
+    def with_widths(self, widths: list[int]) -> VGGSpec:
+        """The same network with new conv/hidden widths (the output width is kept)."""
+        n_conv = len([w for w in self.features if w != "P"])
+        n_hidden = len(self.classifier)
+        if len(widths) not in (n_conv + n_hidden, n_conv + n_hidden + 1):
+            raise ValueError(f"expected {n_conv + n_hidden} widths, got {len(widths)}")
+        it = iter(widths)
+        features = [w if w == "P" else int(next(it)) for w in self.features]
+        classifier = [int(next(it)) for _ in self.classifier]
+        return replace(self, features=features, classifier=classifier)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VGGSpec:
+        return cls(**data)
+
+
+@dataclass
+class NeuronConfig:
+    """How the SNN form's neurons and input are set up."""
+
+    timesteps: int = 25
+    encoding: Literal["direct", "poisson"] = "direct"
+    threshold: float = 1.0
+    leak: float = 1.0
+    learn_threshold: bool = True
+    learn_leak: bool = True
+    surrogate: str = "piecewise_linear"
+    slope: float | None = None
+    detach_reset: bool = True
+
+    def make_neuron(self) -> sn.LIF:
+        return sn.LIF(
+            threshold=self.threshold,
+            leak=self.leak,
+            learn_threshold=self.learn_threshold,
+            learn_leak=self.learn_leak,
+            surrogate=self.surrogate,
+            slope=self.slope,
+            detach_reset=self.detach_reset,
+        )
+
+    def make_encoder(self) -> sn.Encoder:
+        if self.encoding == "direct":
+            return sn.DirectEncoder(self.timesteps)
+        if self.encoding == "poisson":
+            return sn.PoissonEncoder(self.timesteps)
+        raise ValueError(f"encoding = {self.encoding!r}: choose 'direct' or 'poisson'")
+
+
+def _layers(spec: VGGSpec, neurons: NeuronConfig | None) -> tuple[list[nn.Module], list[nn.Module]]:
+    spiking = neurons is not None
+
+    def act() -> nn.Module:
+        return neurons.make_neuron() if spiking else nn.ReLU(inplace=False)
+
+    def pool() -> nn.Module:
+        return nn.AvgPool2d(2) if spec.pool == "avg" else nn.MaxPool2d(2)
+
+    def drop() -> nn.Module:
+        return sn.TemporalDropout(spec.dropout) if spiking else nn.Dropout(spec.dropout)
+
+    features: list[nn.Module] = []
+    channels = spec.in_channels
+    for w in spec.features:
+        if w == "P":
+            features.append(pool())
+        else:
+            k = spec.kernel_size
+            features += [nn.Conv2d(channels, w, k, padding=k // 2, bias=spec.bias), act()]
+            channels = w
+    classifier: list[nn.Module] = [nn.Flatten()]
+    width = channels * spec.feature_map_size() ** 2
+    for w in spec.classifier:
+        classifier += [nn.Linear(width, w, bias=spec.bias), act()]
+        if spec.dropout > 0:
+            classifier.append(drop())
+        width = w
+    classifier.append(nn.Linear(width, spec.num_classes, bias=spec.bias))
+    return features, classifier
+
+
+def build_ann(spec: VGGSpec) -> nn.Sequential:
+    """The ANN form: ``features`` (conv, ReLU, pool) then ``classifier``."""
+    features, classifier = _layers(spec, None)
+    model = nn.Sequential(
+        OrderedDict(features=nn.Sequential(*features), classifier=nn.Sequential(*classifier))
+    )
+    _init_weights(model)
+    _describe(model, spec)
+    return model
+
+
+def build_snn(spec: VGGSpec, neurons: NeuronConfig | None = None) -> sn.SpikingSequential:
+    """The SNN form: ``encoder``, ``features``, ``classifier``, ``output``.
+
+    Same keys for every conv/linear weight as :func:`build_ann`; ReLUs become
+    :class:`~snncost.nn.LIF` layers and the output is the mean over ``T``.
+    """
+    neurons = neurons or NeuronConfig()
+    features, classifier = _layers(spec, neurons)
+    model = sn.SpikingSequential(
+        OrderedDict(
+            encoder=neurons.make_encoder(),
+            features=sn.SpikingSequential(*features),
+            classifier=sn.SpikingSequential(*classifier),
+            output=sn.OutputIntegrator(),
+        )
+    )
+    _init_weights(model)
+    _describe(model, spec)
+    return model
+
+
+def _describe(model: nn.Module, spec: VGGSpec) -> None:
+    """Attach the spec and per-sample input shape, so tools need no side channel."""
+    model.spec = spec
+    model.input_shape = (spec.in_channels, spec.image_size, spec.image_size)
+
+
+def _init_weights(model: nn.Module) -> None:
+    """He init for convs (no batch norm here); PyTorch's default for linears."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        if getattr(m, "bias", None) is not None:
+            nn.init.zeros_(m.bias)
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every conv/linear layer, in forward order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def transfer_weights(src: nn.Module, dst: nn.Module) -> list[str]:
+    """Copy every conv/linear weight (and bias) from ``src`` into ``dst`` by name.
+
+    Works ANN->SNN and SNN->ANN. Raises ``ValueError`` naming the first layer
+    whose name or shape does not match. Returns the names copied.
+    """
+    src_layers, dst_layers = dict(weight_layers(src)), dict(weight_layers(dst))
+    if src_layers.keys() != dst_layers.keys():
+        missing = sorted(set(src_layers) ^ set(dst_layers))
+        raise ValueError(f"weight layers differ between models: {missing}")
+    with torch.no_grad():
+        for name, s in src_layers.items():
+            d = dst_layers[name]
+            for attr in ("weight", "bias"):
+                a, b = getattr(s, attr), getattr(d, attr)
+                if (a is None) != (b is None):
+                    raise ValueError(f"{name}.{attr}: present in one model only")
+                if a is None:
+                    continue
+                if a.shape != b.shape:
+                    raise ValueError(f"{name}.{attr}: shape {tuple(a.shape)} vs {tuple(b.shape)}")
+                b.copy_(a)
+    return list(src_layers)
+
+
+def spiking_layers(model: nn.Module) -> list[tuple[str, sn.LIF]]:
+    """``(name, LIF)`` of every spiking layer, in forward order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, sn.LIF)]

@@ -1,0 +1,240 @@
+"""Run configuration: typed, validated, with presets and ``key=value`` overrides.
+
+A run is fully described by one :class:`RunConfig`. It is resolved as
+``preset (or YAML file) <- overrides``, validated at once (unknown keys and
+bad values fail with the dotted key and the allowed values), and written to
+the run directory so a re-run can check it is resuming the same run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from snncost.models import CFGS
+from snncost.nn import SURROGATES
+from trainers.presets import PRESETS
+
+STAGES = ("ann", "convert", "snn", "evaluate")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the key, the value and the choices."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    name: Literal["digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
+    root: str | None = Field(None, description="data directory or archive; None = search the usual places")
+    download: bool = False
+    subset: int | None = Field(None, gt=0, description="train on this many images (stratified)")
+    test_subset: int | None = Field(None, gt=0)
+    augment: bool = False
+    batch_size: int = Field(64, gt=0)
+    cache_dir: str = ".cache/snncost"
+
+
+class ModelConfig(_Section):
+    arch: str = "vgg-tiny"
+    features: list[int | Literal["P"]] | None = Field(None, description="custom conv widths, 'P' = pool")
+    classifier: list[int] | None = Field(None, description="custom hidden FC widths")
+    pool: Literal["avg", "max"] = "avg"
+    bias: bool = False
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, v: str) -> str:
+        if v not in CFGS and v != "custom":
+            raise ValueError(f"unknown arch {v!r}; choose one of {', '.join([*CFGS, 'custom'])}")
+        return v
+
+
+class OptimConfig(_Section):
+    epochs: int = Field(10, ge=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.01, gt=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    schedule: Literal["cosine", "step", "none"] = "cosine"
+    milestones: list[float] = Field([0.5, 0.75], description="step schedule: fractions of the epochs")
+    gamma: float = Field(0.1, gt=0)
+
+
+class ConvertConfig(_Section):
+    percentile: float = Field(99.9, gt=0, le=100)
+    batches: int = Field(4, gt=0, description="training batches used to set each threshold")
+    timesteps: int | None = Field(None, gt=0, description="T for threshold balancing (default snn.timesteps)")
+
+
+class SNNConfig(OptimConfig):
+    epochs: int = Field(5, ge=0)
+    optimizer: Literal["sgd", "adam"] = "adam"
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    timesteps: int = Field(25, gt=0)
+    encoding: Literal["direct", "poisson"] = "direct"
+    surrogate: str = "piecewise_linear"
+    slope: float | None = Field(None, gt=0)
+    leak: float = Field(1.0, ge=0, le=1)
+    learn_leak: bool = True
+    learn_threshold: bool = True
+    detach_reset: bool = True
+
+    @field_validator("surrogate")
+    @classmethod
+    def _known_surrogate(cls, v: str) -> str:
+        if v not in SURROGATES:
+            raise ValueError(f"unknown surrogate {v!r}; choose one of {', '.join(SURROGATES)}")
+        return v
+
+
+class EvaluateConfig(_Section):
+    profile: str = "45nm"
+    samples: int = Field(256, gt=0, description="test images replayed by the simulator")
+
+
+class RunConfig(_Section):
+    name: str = "digits"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    runs_dir: str = "runs"
+    progress: bool = True
+    stages: list[Literal["ann", "convert", "snn", "evaluate"]] = list(STAGES)
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    ann: OptimConfig = OptimConfig()
+    convert: ConvertConfig = ConvertConfig()
+    snn: SNNConfig = SNNConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @field_validator("stages")
+    @classmethod
+    def _ordered(cls, v: list[str]) -> list[str]:
+        if [s for s in STAGES if s in v] != v:
+            raise ValueError(f"stages must keep the pipeline order {list(STAGES)}, got {v}")
+        return v
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _format_validation_error(exc: ValidationError, origin: str) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            section, allowed = _section_keys(err["loc"][:-1])
+            where = f" in {'.'.join(map(str, section))}" if section else ""
+            lines.append(f"unknown config key {key!r}{where}; allowed keys: {', '.join(allowed)}")
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"config key {key!r}: {msg} (got {err.get('input')!r})")
+    return f"{origin}: " + "; ".join(lines)
+
+
+def _section_keys(loc: tuple) -> tuple[tuple, list[str]]:
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        ann = model.model_fields[part].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    return loc, list(model.model_fields)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"snn.timesteps=8"`` -> ``(["snn", "timesteps"], 8)`` (values parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not of the form key=value (e.g. snn.epochs=3)")
+    key, raw = text.split("=", 1)
+    if not key:
+        raise ConfigError(f"override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _apply(data: dict, path: list[str], value: Any, text: str) -> None:
+    node = data
+    for i, part in enumerate(path[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {text!r}: {'.'.join(path[: i + 1])} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def resolve_config(
+    preset: str | None = None, config_file: str | Path | None = None, overrides: list[str] = ()
+) -> RunConfig:
+    """Build and validate the config: preset or YAML file, then overrides."""
+    if preset is not None and config_file is not None:
+        raise ConfigError("give either --preset or --config, not both")
+    origin = "config"
+    if config_file is not None:
+        data = load_yaml_mapping(config_file)
+        origin = str(config_file)
+    else:
+        name = preset or "digits"
+        if name not in PRESETS:
+            raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        data = _deep_copy(PRESETS[name])
+        data.setdefault("name", name)
+        origin = f"preset {name!r}"
+    for text in overrides:
+        path, value = parse_override(text)
+        _apply(data, path, value, text)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, origin)) from None
+
+
+def load_yaml_mapping(path: str | Path) -> dict:
+    """Read a YAML file that must hold a mapping; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def _deep_copy(data: dict) -> dict:
+    return yaml.safe_load(yaml.safe_dump(data))
+
+
+def describe_keys() -> str:
+    """Every config key with its default and choices, for ``--help``."""
+    lines = []
+
+    def walk(model: type[BaseModel], prefix: str, instance: BaseModel) -> None:
+        for name, field in model.model_fields.items():
+            value = getattr(instance, name)
+            ann = field.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                walk(ann, f"{prefix}{name}.", value)
+                continue
+            choices = get_args(ann)
+            hint = ""
+            if choices and all(isinstance(c, str) for c in choices):
+                hint = f"  {{{', '.join(choices)}}}"
+            desc = f"  # {field.description}" if field.description else ""
+            lines.append(f"  {prefix}{name}={value!r}{hint}{desc}")
+
+    walk(RunConfig, "", RunConfig())
+    return "\n".join(lines)

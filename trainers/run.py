@@ -1,0 +1,61 @@
+"""``python -m trainers.run``: train, convert and cost an SNN from a preset or YAML config.
+
+Examples::
+
+    python -m trainers.run                                # the digits default
+    python -m trainers.run --preset cifar10-vgg9 snn.epochs=5
+    python -m trainers.run --config my.yaml data.subset=5000
+
+Re-running the same command resumes the run in ``runs/<name>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from snncost.checkpoint import CheckpointError
+from trainers.config import ConfigError, describe_keys, resolve_config
+from trainers.data import DataError
+from trainers.engine import NonFiniteLossError
+from trainers.presets import PRESETS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainers.run",
+        description="Train an ANN, convert it to an SNN, fine-tune with surrogate-gradient BPTT, "
+        "and cost the result with snncost. Re-running the same command resumes.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets: " + ", ".join(PRESETS) + "\n\nconfig keys (override with key=value):\n" + describe_keys(),
+    )
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=list(PRESETS), help="a built-in configuration (default: digits)")
+    src.add_argument("--config", metavar="FILE", help="a YAML config file")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. snn.timesteps=8")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from trainers.pipeline import run_pipeline, summary_table
+
+    t0 = time.perf_counter()
+    try:
+        cfg = resolve_config(args.preset, args.config, args.overrides)
+        ctx = run_pipeline(cfg)
+    except (ConfigError, DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: re-run the same command to resume", file=sys.stderr)
+        return 130
+    print()
+    print(summary_table(ctx))
+    print(f"\nrun directory: {ctx.run.path}  ({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
