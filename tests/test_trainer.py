@@ -1,0 +1,138 @@
+"""The trainer: conversion quality, end-to-end runs, resume, and config errors."""
+
+import json
+
+import pytest
+import torch
+
+from snncost.models import NeuronConfig, build_ann, build_snn
+from trainers import engine
+from trainers.config import ConfigError, resolve_config
+from trainers.convert import convert
+from trainers.data import BatchLoader, load_data
+from trainers.engine import evaluate, make_optimizer, train_epoch
+from trainers.pipeline import model_spec, run_pipeline
+from trainers.run import main
+
+FAST = ["ann.epochs=2", "snn.epochs=2", "snn.timesteps=4", "convert.batches=2", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def digits_ann():
+    cfg = resolve_config("digits", overrides=["progress=false"])
+    data = load_data(cfg.data)
+    torch.manual_seed(0)
+    ann = build_ann(model_spec(cfg, data))
+    opt = make_optimizer(ann, cfg.ann)
+    loader = BatchLoader(data.train, 32, data.mean, data.std, shuffle=True)
+    for epoch in range(20):
+        loader.set_epoch(epoch)
+        train_epoch(ann, loader, opt, progress=False)
+    return cfg, data, ann
+
+
+def test_conversion_within_two_points_at_t32(digits_ann):
+    cfg, data, ann = digits_ann
+    test = BatchLoader(data.test, 128, data.mean, data.std)
+    ann_acc = evaluate(ann, test, progress=False)["test_acc"]
+    snn = build_snn(model_spec(cfg, data), NeuronConfig(timesteps=32))
+    thresholds = convert(ann, snn, BatchLoader(data.train, 64, data.mean, data.std, shuffle=True), 99.9, 4)
+    snn_acc = evaluate(snn, test, progress=False)["test_acc"]
+    assert ann_acc > 0.93
+    assert all(t > 0 for t in thresholds)
+    assert snn_acc >= ann_acc - 0.02, (ann_acc, snn_acc)
+
+
+def test_default_run_end_to_end(runs_dir, capsys):
+    assert main([*FAST, f"runs_dir={runs_dir}", "name=e2e"]) == 0
+    out = capsys.readouterr().out
+    assert "test acc" in out and "snn" in out
+    records = [json.loads(x) for x in open(f"{runs_dir}/e2e/metrics.jsonl")]
+    assert [r["stage"] for r in records] == ["ann", "ann", "convert", "snn", "snn"]
+    for name in ("ann.pt", "convert.pt", "snn.pt"):
+        assert (tmp := f"{runs_dir}/e2e/checkpoints/{name}") and open(tmp, "rb").read(2) == b"PK"
+    assert (f"{runs_dir}/e2e/config.yaml")
+
+
+def test_resume_after_interruption_gives_same_metrics(runs_dir, monkeypatch):
+    overrides = [*FAST, "ann.epochs=3", "snn.epochs=3", f"runs_dir={runs_dir}"]
+    run_pipeline(resolve_config("digits", overrides=[*overrides, "name=straight", "stages=[ann,convert,snn]"]))
+
+    calls = {"n": 0}
+    real = engine.train_epoch
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # ann epochs 1-3, snn epoch 1, then die in snn epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    cfg = resolve_config("digits", overrides=[*overrides, "name=killed", "stages=[ann,convert,snn]"])
+    monkeypatch.setattr("trainers.pipeline.train_epoch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg)
+    monkeypatch.setattr("trainers.pipeline.train_epoch", real)
+    run_pipeline(cfg)
+
+    def metrics(name):
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in open(f"{runs_dir}/{name}/metrics.jsonl")]
+
+    assert metrics("killed") == metrics("straight")
+    a = torch.load(f"{runs_dir}/straight/checkpoints/snn.pt", weights_only=False)["state_dict"]
+    b = torch.load(f"{runs_dir}/killed/checkpoints/snn.pt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_rerun_of_finished_run_skips_stages(runs_dir, capsys):
+    args = [*FAST, f"runs_dir={runs_dir}", "name=again", "stages=[ann,convert]"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "already done" in capsys.readouterr().out
+
+
+def test_changed_config_refuses_to_mix_runs(runs_dir, capsys):
+    base = [*FAST, f"runs_dir={runs_dir}", "name=mix", "stages=[ann]"]
+    assert main(base) == 0
+    assert main([*base, "ann.lr=0.5"]) == 2
+    assert "ann.lr" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("snn.encoding=spikes", "'direct' or 'poisson'"),
+        ("data.batchsize=3", "allowed keys: name, root"),
+        ("model.arch=vgg7", "choose one of vgg5"),
+        ("snn.timesteps=0", "snn.timesteps"),
+        ("nonsense", "key=value"),
+    ],
+)
+def test_bad_config_fails_at_once_with_clear_message(override, expected, capsys):
+    assert main([override]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and expected in err
+
+
+def test_bad_yaml_config_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        resolve_config(config_file=bad)
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        resolve_config(config_file=bad)
+
+
+def test_yaml_config_with_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("name: mine\nsnn:\n  timesteps: 7\n")
+    cfg = resolve_config(config_file=f, overrides=["snn.leak=0.9"])
+    assert (cfg.name, cfg.snn.timesteps, cfg.snn.leak) == ("mine", 7, 0.9)
+
+
+def test_help_lists_keys(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "snn.timesteps" in out and "cifar10-vgg9" in out
