@@ -1,3 +1,52 @@
-"""snncost: spatio-temporal compression of spiking neural networks and hardware cost modelling."""
+"""snncost: spatio-temporal compression of spiking neural networks and hardware cost modelling.
+
+The public entry points are imported lazily (on first attribute access), so
+``import snncost.nn`` stays light and does not pull in numba or matplotlib:
+
+- :func:`evaluate`: replay an SNN on inputs and return its :class:`CostReport`;
+- :func:`compare_profiles`: one replay priced on several hardware profiles;
+- :func:`load_profile`, :func:`available_profiles`: hardware profiles;
+- :func:`build_graph`, :func:`simulate`: the LayerGraph and the event-driven replay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "evaluate": "snncost.evaluate",
+    "compare_profiles": "snncost.evaluate",
+    "ProfileComparison": "snncost.evaluate",
+    "CostReport": "snncost.report",
+    "load_profile": "snncost.hardware",
+    "available_profiles": "snncost.hardware",
+    "HardwareProfile": "snncost.hardware",
+    "ProfileError": "snncost.hardware",
+    "build_graph": "snncost.graph",
+    "simulate": "snncost.sim",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from snncost.evaluate import ProfileComparison, compare_profiles, evaluate
+    from snncost.graph import build_graph
+    from snncost.hardware import HardwareProfile, ProfileError, available_profiles, load_profile
+    from snncost.report import CostReport
+    from snncost.sim import simulate
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'snncost' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups bypass __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

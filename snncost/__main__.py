@@ -1,0 +1,293 @@
+"""Command line: ``python -m snncost {evaluate,compare,profiles} ...``.
+
+Examples::
+
+    python -m snncost profiles
+    python -m snncost evaluate run/snn.pt --data digits --samples 256 --format markdown
+    python -m snncost evaluate run/snn.pt --profile loihi --format latex --output table.tex
+    python -m snncost compare run/snn.pt --profiles 45nm loihi truenorth spinnaker2
+
+Errors (unreadable checkpoint, unknown profile, bad data...) print one line on
+stderr and exit with status 2, without a traceback.
+
+``--data digits`` evaluates on scikit-learn's 8x8 digits, the held-out 20 %
+of the stratified 80/20 split with ``random_state=0`` (the split the trainer
+uses), scaled to [0, 1] (``x / 16``) and standardised per channel with the
+checkpoint's ``mean``/``std`` when it stores them, else with the mean and std
+of the training 80 %, as the trainer does. ``--data synthetic`` (the default)
+uses a seeded Gaussian batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("markdown", "latex", "csv", "json", "summary")
+
+
+class CLIError(Exception):
+    """A user error: reported as one line, exit status 2."""
+
+
+def _digits_batch(n: int | None, mean: Any = None, std: Any = None) -> tuple[Any, Any, str]:
+    """Up to ``n`` held-out sklearn digits as ``([N, 1, 8, 8] float32, [N] int64, description)``.
+
+    The test part of a stratified 80/20 split (``random_state=0``), ``x / 16``
+    then ``(x - mean) / std`` with the given statistics, or those of the
+    training part (one channel: scalar mean and std, std at least 1e-3).
+    """
+    import numpy as np
+    import torch
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    idx_train, idx_test = train_test_split(
+        np.arange(len(y)), test_size=0.2, stratify=digits.target, random_state=0
+    )
+    source = "checkpoint"
+    if mean is None or std is None:
+        train = x[idx_train]
+        mean, std = float(train.mean()), max(float(train.std()), 1e-3)
+        source = "training split"
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+    xt, yt = x[idx_test], y[idx_test]
+    if n is not None:
+        xt, yt = xt[:n], yt[:n]
+    xt = (xt - mean_t) / std_t
+    desc = f"sklearn digits test split (x/16, standardised with {source} mean/std)"
+    return xt.contiguous(), yt, desc
+
+
+def _stats_from_checkpoint(record: dict) -> tuple[Any, Any]:
+    """``(mean, std)`` stored by the trainer, if any (top level or under 'data'/'normalization')."""
+    for holder in (record, record.get("normalization") or {}, record.get("data") or {}):
+        if (
+            isinstance(holder, dict)
+            and holder.get("mean") is not None
+            and holder.get("std") is not None
+        ):
+            return holder["mean"], holder["std"]
+    return None, None
+
+
+def _load(path: str):
+    from snncost.checkpoint import load_model, read_checkpoint
+
+    record = read_checkpoint(path)
+    model = load_model(path)
+    return model, record
+
+
+def _data_for(args: argparse.Namespace, model: Any, record: dict) -> tuple[Any, str | None]:
+    if args.data == "synthetic":
+        return None, None
+    if args.data == "digits":
+        shape = tuple(getattr(model, "input_shape", ()))
+        if shape != (1, 8, 8):
+            raise CLIError(
+                f"--data digits needs a model with input shape (1, 8, 8); "
+                f"{args.checkpoint} expects {shape}"
+            )
+        mean, std = _stats_from_checkpoint(record)
+        x, y, desc = _digits_batch(args.samples, mean, std)
+        return (x, y), desc
+    raise CLIError(f"unknown --data {args.data!r}")  # pragma: no cover - argparse checks
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        from snncost.checkpoint import atomic_write_text
+
+        atomic_write_text(output, text)
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _render(obj: Any, fmt: str, caption: str | None = None) -> str:
+    if fmt == "markdown":
+        return obj.to_markdown()
+    if fmt == "latex":
+        return obj.to_latex(caption=caption)
+    if fmt == "csv":
+        return obj.to_csv()
+    if fmt == "json":
+        return obj.to_json() + "\n"
+    return obj.summary()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from snncost.evaluate import evaluate
+
+    model, record = _load(args.checkpoint)
+    data, desc = _data_for(args, model, record)
+    baseline = _load(args.baseline)[0] if args.baseline else None
+    report = evaluate(
+        model,
+        profile=args.profile,
+        data=data,
+        timesteps=args.timesteps,
+        baseline=baseline,
+        max_samples=args.samples,
+        verify=args.verify,
+        name=args.name or Path(args.checkpoint).stem,
+        seed=args.seed,
+    )
+    if desc:
+        report = report.model_copy(update={"data": f"{desc}, {report.batch_size} samples"})
+    if args.plot:
+        report.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    _write(_render(report, args.format, args.caption), args.output)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from snncost.evaluate import compare_profiles
+
+    model, record = _load(args.checkpoint)
+    data, desc = _data_for(args, model, record)
+    comparison = compare_profiles(
+        model,
+        args.profiles or None,
+        data=data,
+        timesteps=args.timesteps,
+        max_samples=args.samples,
+        name=args.name or Path(args.checkpoint).stem,
+        seed=args.seed,
+    )
+    if desc:
+        comparison = comparison.model_copy(
+            update={"data": f"{desc}, {comparison.batch_size} samples"}
+        )
+    _write(_render(comparison, args.format, args.caption), args.output)
+    return 0
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    from snncost.hardware import available_profiles, load_profile
+    from snncost.report.cost_report import _md_table, _text_table
+
+    rows = []
+    descriptions = []
+    for name in available_profiles():
+        p = load_profile(name)
+        k = p.key_numbers()
+        f32 = p.key_numbers(32, "float")
+
+        def pj(v: float | None) -> str:
+            return "-" if v is None else f"{v:g}"
+
+        rows.append(
+            [
+                name,
+                f"{p.default_bits}-bit {p.default_number_format}",
+                pj(k["ac_pj"]),
+                pj(k["mac_pj"]),
+                pj(k["neuron_update_if_pj"]),
+                pj(k["neuron_update_leaky_pj"]),
+                f"{pj(f32['ac_pj'])} / {pj(f32['mac_pj'])}",
+                f"{p.timing.clock_hz:.4g}",
+            ]
+        )
+        descriptions.append((name, " ".join(p.description.split())))
+    header = [
+        "profile",
+        "native",
+        "AC pJ",
+        "MAC pJ",
+        "IF update pJ",
+        "LIF update pJ",
+        "fp32 AC/MAC pJ",
+        "clock Hz",
+    ]
+    if args.format == "markdown":
+        text = _md_table(header, rows, "ll" + "r" * 6)
+        text += "\n\n" + "\n".join(f"- **{n}**: {d}" for n, d in descriptions)
+    else:
+        text = _text_table(header, rows)
+        text += "\n\n" + "\n".join(f"{n}: {d}" for n, d in descriptions)
+    text += (
+        "\n\nAC/MAC/update energies at each profile's native width; fp32 column for float models.\n"
+    )
+    _write(text, None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m snncost",
+        description="Cost spiking neural networks on hardware profiles (energy, latency, spikes).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("checkpoint", help="an SNN checkpoint written by snncost/trainers")
+        p.add_argument(
+            "--data",
+            choices=("synthetic", "digits"),
+            default="synthetic",
+            help="inputs: a seeded Gaussian batch, or sklearn's 8x8 digits test split",
+        )
+        p.add_argument("--samples", type=_positive, default=256, help="inputs to replay (256)")
+        p.add_argument("--timesteps", type=_positive, default=None, help="override the model's T")
+        p.add_argument("--format", choices=FORMATS, default="markdown")
+        p.add_argument("--output", "-o", default=None, help="write here instead of stdout")
+        p.add_argument("--caption", default=None, help="LaTeX caption (escaped)")
+        p.add_argument("--name", default=None, help="model name in the report")
+        p.add_argument("--seed", type=int, default=0, help="seed of synthetic/Poisson inputs")
+
+    ev = sub.add_parser("evaluate", help="cost one checkpoint on one profile")
+    common(ev)
+    ev.add_argument("--profile", default="45nm", help="built-in name or YAML path (45nm)")
+    ev.add_argument("--baseline", default=None, help="ANN checkpoint to compare against")
+    ev.add_argument("--plot", default=None, help="save the per-layer figure here (.png/.pdf)")
+    ev.add_argument("--verify", action="store_true", help="check the replay against PyTorch")
+    ev.set_defaults(func=cmd_evaluate)
+
+    cmp = sub.add_parser("compare", help="cost one checkpoint on several profiles")
+    common(cmp)
+    cmp.add_argument(
+        "--profiles", nargs="+", default=None, help="names or YAML paths (default: all built-in)"
+    )
+    cmp.set_defaults(func=cmd_compare)
+
+    pr = sub.add_parser("profiles", help="list the built-in hardware profiles")
+    pr.add_argument("--format", choices=("text", "markdown"), default="text")
+    pr.set_defaults(func=cmd_profiles)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("snncost: interrupted", file=sys.stderr)
+        return 130
+    except (CLIError, ValueError, TypeError, OSError, KeyError) as exc:
+        # CheckpointError and ProfileError are ValueErrors; keep it to one line
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"snncost: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

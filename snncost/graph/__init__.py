@@ -1,0 +1,32 @@
+"""LayerGraph: a torch model as a networkx DiGraph of typed layer specs."""
+
+from snncost.graph.build import UnsupportedModuleError, build_graph
+from snncost.graph.layergraph import LayerGraph
+from snncost.graph.nodes import (
+    ConvNode,
+    FlattenNode,
+    InputNode,
+    LIFNode,
+    LinearNode,
+    Node,
+    OutputNode,
+    PoolNode,
+    ReLUNode,
+    WeightNode,
+)
+
+__all__ = [
+    "ConvNode",
+    "FlattenNode",
+    "InputNode",
+    "LIFNode",
+    "LayerGraph",
+    "LinearNode",
+    "Node",
+    "OutputNode",
+    "PoolNode",
+    "ReLUNode",
+    "UnsupportedModuleError",
+    "WeightNode",
+    "build_graph",
+]
