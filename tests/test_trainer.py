@@ -1,6 +1,7 @@
 """The trainer: conversion quality, end-to-end runs, resume, and config errors."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -14,7 +15,11 @@ from trainers.engine import evaluate, make_optimizer, train_epoch
 from trainers.pipeline import model_spec, run_pipeline
 from trainers.run import main
 
-FAST = ["ann.epochs=2", "snn.epochs=2", "snn.timesteps=4", "convert.batches=2", "progress=false"]
+FAST = [
+    "ann.epochs=2", "snn.epochs=2", "snn.timesteps=4", "convert.batches=2", "progress=false",
+    "spatial.epochs=1", "temporal.schedule=[4,2]", "temporal.epochs=1", "quantize.sweep=[8,4]",
+    "evaluate.samples=64", "evaluate.noise_stds=[0,0.2]",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -48,10 +53,18 @@ def test_default_run_end_to_end(runs_dir, capsys):
     out = capsys.readouterr().out
     assert "test acc" in out and "snn" in out
     records = [json.loads(x) for x in open(f"{runs_dir}/e2e/metrics.jsonl")]
-    assert [r["stage"] for r in records] == ["ann", "ann", "convert", "snn", "snn"]
-    for name in ("ann.pt", "convert.pt", "snn.pt"):
-        assert (tmp := f"{runs_dir}/e2e/checkpoints/{name}") and open(tmp, "rb").read(2) == b"PK"
-    assert (f"{runs_dir}/e2e/config.yaml")
+    stages = list(dict.fromkeys(r["stage"] for r in records))
+    assert stages == ["ann", "convert", "snn", "spatial", "temporal-T4", "temporal-T2", "temporal", "quantize"]
+    for name in ("ann", "convert", "snn", "spatial", "temporal", "quantize"):
+        assert open(f"{runs_dir}/e2e/checkpoints/{name}.pt", "rb").read(2) == b"PK"
+    run = f"{runs_dir}/e2e"
+    for name in ("config.yaml", "results.md", "results.json", "report.md", "report.tex", "spatial_plan.md",
+                 "accuracy_energy.png", "robustness.png", "reports/snn.json", "reports/quantize.json"):  # fmt: skip
+        assert os.path.getsize(f"{run}/{name}") > 0, name
+    results = json.load(open(f"{run}/results.json"))
+    assert [v["stage"] for v in results["variants"]] == ["ann", "snn", "spatial", "temporal", "quantize"]
+    assert results["variants"][-1]["weight_bits"] == 5  # quantize.bits default
+    assert set(results["robustness"]) == {"ANN", "SNN (unpruned)", "quantized"}
 
 
 def test_resume_after_interruption_gives_same_metrics(runs_dir, monkeypatch):
@@ -68,10 +81,10 @@ def test_resume_after_interruption_gives_same_metrics(runs_dir, monkeypatch):
         return real(*args, **kwargs)
 
     cfg = resolve_config("digits", overrides=[*overrides, "name=killed", "stages=[ann,convert,snn]"])
-    monkeypatch.setattr("trainers.pipeline.train_epoch", dying)
+    monkeypatch.setattr("trainers.context.train_epoch", dying)
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg)
-    monkeypatch.setattr("trainers.pipeline.train_epoch", real)
+    monkeypatch.setattr("trainers.context.train_epoch", real)
     run_pipeline(cfg)
 
     def metrics(name):

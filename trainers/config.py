@@ -18,7 +18,8 @@ from snncost.models import CFGS
 from snncost.nn import SURROGATES
 from trainers.presets import PRESETS
 
-STAGES = ("ann", "convert", "snn", "evaluate")
+STAGES = ("ann", "convert", "snn", "spatial", "temporal", "quantize", "evaluate")
+Stage = Literal["ann", "convert", "snn", "spatial", "temporal", "quantize", "evaluate"]
 
 
 class ConfigError(ValueError):
@@ -95,9 +96,48 @@ class SNNConfig(OptimConfig):
         return v
 
 
+class SpatialConfig(_Section):
+    threshold: float = Field(0.999, gt=0, le=1, description="cumulative explained variance kept per layer")
+    overrides: dict[str, int | float] = Field({}, description="per-layer threshold (<=1) or fixed width (>1), by layer name")
+    batches: int = Field(8, gt=0, description="training batches whose membrane potentials feed the PCA")
+    init: Literal["warm", "scratch"] = "warm"
+    epochs: int | None = Field(None, ge=0, description="SNN retraining epochs (default snn.epochs)")
+    ann_epochs: int | None = Field(None, ge=0, description="init=scratch: ANN epochs (default ann.epochs)")
+
+
+class TemporalConfig(_Section):
+    schedule: list[int] = Field([25, 20, 15, 10, 5, 3, 2, 1], description="T values, each stage from the last")
+    epochs: int = Field(2, ge=0, description="fine-tuning epochs per T")
+    tolerance: float | None = Field(None, ge=0, description="stop when accuracy drops more than this below the first T")
+
+    @field_validator("schedule")
+    @classmethod
+    def _decreasing(cls, v: list[int]) -> list[int]:
+        if not v or any(t < 1 for t in v) or any(a <= b for a, b in zip(v, v[1:])):
+            raise ValueError(f"must be a non-empty, strictly decreasing list of T >= 1, got {v}")
+        return v
+
+
+class QuantizeConfig(_Section):
+    bits: int = Field(5, ge=2, le=16, description="weight bits of the final quantized model")
+    sweep: list[int] = Field([8, 7, 6, 5, 4, 3, 2], description="post-training bit widths evaluated")
+    per_channel: bool = True
+    qat_epochs: int = Field(0, ge=0, description="quantization-aware fine-tuning epochs (straight-through estimator)")
+    qat_lr: float = Field(1e-4, gt=0)
+
+    @field_validator("sweep")
+    @classmethod
+    def _bits_range(cls, v: list[int]) -> list[int]:
+        bad = [b for b in v if not 2 <= b <= 16]
+        if bad:
+            raise ValueError(f"bit widths must be in 2..16, got {bad}")
+        return v
+
+
 class EvaluateConfig(_Section):
     profile: str = "45nm"
     samples: int = Field(256, gt=0, description="test images replayed by the simulator")
+    noise_stds: list[float] = Field([0.0, 0.05, 0.1, 0.2, 0.3], description="Gaussian input noise levels ([] = skip)")
 
 
 class RunConfig(_Section):
@@ -106,12 +146,15 @@ class RunConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runs_dir: str = "runs"
     progress: bool = True
-    stages: list[Literal["ann", "convert", "snn", "evaluate"]] = list(STAGES)
+    stages: list[Stage] = list(STAGES)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     ann: OptimConfig = OptimConfig()
     convert: ConvertConfig = ConvertConfig()
     snn: SNNConfig = SNNConfig()
+    spatial: SpatialConfig = SpatialConfig()
+    temporal: TemporalConfig = TemporalConfig()
+    quantize: QuantizeConfig = QuantizeConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 
     @field_validator("stages")
@@ -135,14 +178,26 @@ def _format_validation_error(exc: ValidationError, origin: str) -> str:
             lines.append(f"unknown config key {key!r}{where}; allowed keys: {', '.join(allowed)}")
         else:
             msg = err["msg"].removeprefix("Value error, ")
-            lines.append(f"config key {key!r}: {msg} (got {err.get('input')!r})")
+            lines.append(f"config key {key!r}: {msg} (got {_short_repr(err.get('input'))})")
     return f"{origin}: " + "; ".join(lines)
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, shortened to ``limit`` characters (and safe for e.g. huge ints)."""
+    try:
+        shown = repr(value)
+    except Exception:  # noqa: BLE001 - repr of user data must not break the error message
+        return f"a {type(value).__name__}"
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def _section_keys(loc: tuple) -> tuple[tuple, list[str]]:
     model: type[BaseModel] = RunConfig
     for part in loc:
-        ann = model.model_fields[part].annotation
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            break
+        ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
     return loc, list(model.model_fields)
@@ -153,13 +208,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not of the form key=value (e.g. snn.epochs=3)")
     key, raw = text.split("=", 1)
-    if not key:
+    if not key.strip():
         raise ConfigError(f"override {text!r} has an empty key")
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"override {text!r}: the key {key.strip()!r} has an empty part")
     try:
         value = yaml.safe_load(raw) if raw != "" else None
-    except yaml.YAMLError:
-        value = raw
-    return key.strip().split("."), value
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError):
+        value = raw  # not a YAML scalar (e.g. a date like 2020-13-45): keep the text
+    return path, value
 
 
 def _apply(data: dict, path: list[str], value: Any, text: str) -> None:
@@ -201,12 +259,31 @@ def resolve_config(
 def load_yaml_mapping(path: str | Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ConfigError(f"{path}: cannot access the config file: {exc.strerror or exc}") from None
+    if is_dir:
+        raise ConfigError(f"{path}: is a directory, not a config file")
+    if not is_file:
         raise ConfigError(f"{path}: no such config file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot convert, e.g. 2020-13-45
+        raise ConfigError(f"{path}: not valid YAML: cannot convert a value ({exc})") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty")
     if not isinstance(data, dict):

@@ -299,16 +299,30 @@ def _decode_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from PIL import Image
     from tqdm import tqdm
 
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise DataError(f"{folder}: no class folders")
-    files = [(f, i) for i, c in enumerate(classes) for f in sorted((folder / c).iterdir()) if f.is_file()]
+        raise DataError(f"{folder}: no class folders (expected {folder}/<class>/<image files>)")
+    # hidden files (.DS_Store, ._x.jpg, ...) are not images
+    files = [
+        (f, i)
+        for i, c in enumerate(classes)
+        for f in sorted((folder / c).iterdir())
+        if f.is_file() and not f.name.startswith(".")
+    ]
     if not files:
-        raise DataError(f"{folder}: no image files")
-    first = np.asarray(Image.open(files[0][0]).convert("RGB"))
+        raise DataError(f"{folder}: no image files in its {len(classes)} class folder(s)")
+
+    def decode(f: Path) -> np.ndarray:
+        try:
+            with Image.open(f) as im:
+                return np.asarray(im.convert("RGB"))
+        except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
+            raise DataError(f"{f}: not a readable image ({exc})") from None
+
+    first = decode(files[0][0])
     out = np.empty((len(files), *first.shape), dtype=np.uint8)
     for k, (f, _) in enumerate(tqdm(files, desc=f"decoding {folder.name}", unit="img", mininterval=2)):
-        img = np.asarray(Image.open(f).convert("RGB"))
+        img = decode(f)
         if img.shape != first.shape:
             raise DataError(f"{f}: image shape {img.shape} differs from {first.shape}")
         out[k] = img

@@ -21,6 +21,11 @@ _PAPER_SNN = {
     "epochs": 30,
     "leak": 1.0,
 }
+_PAPER_COMPRESSION = {
+    "spatial": {"threshold": 0.999, "epochs": 10},
+    "temporal": {"schedule": [25, 20, 15, 10, 5, 3, 2, 1], "epochs": 5, "tolerance": 0.02},
+    "quantize": {"bits": 5, "per_channel": True},
+}
 _PAPER_ANN = {
     "optimizer": "sgd",
     "lr": 0.01,
@@ -39,13 +44,19 @@ PRESETS: dict[str, dict] = {
         "ann": {"epochs": 30, "optimizer": "sgd", "lr": 0.05, "weight_decay": 5e-4},
         "convert": {"percentile": 99.9, "batches": 8},
         "snn": {"timesteps": 16, "epochs": 4, "optimizer": "adam", "lr": 5e-4},
+        "spatial": {"threshold": 0.99, "epochs": 3},
+        "temporal": {"schedule": [16, 8, 4, 2, 1], "epochs": 2, "tolerance": 0.02},
+        "quantize": {"bits": 5},
         "evaluate": {"samples": 360},
     },
     "fashion-mnist": {
-        "data": {"name": "fashion-mnist", "batch_size": 64, "augment": True},
-        "model": {"arch": "custom", "features": [32, "P", 64, 64, "P"], "classifier": [256]},
-        "ann": {"epochs": 10, "optimizer": "sgd", "lr": 0.02},
-        "snn": {"timesteps": 10, "epochs": 3, "optimizer": "adam", "lr": 1e-4},
+        "data": {"name": "fashion-mnist", "batch_size": 64, "augment": False},
+        "model": {"arch": "custom", "features": [64, "P", 128, 128, "P"], "classifier": [512], "dropout": 0.1},
+        "ann": {"epochs": 6, "optimizer": "sgd", "lr": 0.02},
+        "snn": {"timesteps": 10, "epochs": 2, "optimizer": "adam", "lr": 1e-4},
+        "spatial": {"threshold": 0.99, "epochs": 2},
+        "temporal": {"schedule": [10, 8, 6, 4, 2], "epochs": 1, "tolerance": 0.01},
+        "quantize": {"bits": 5},
         "evaluate": {"samples": 512},
     },
     "cifar10-vgg9": {
@@ -53,17 +64,20 @@ PRESETS: dict[str, dict] = {
         "model": {"arch": "vgg9", "dropout": 0.2},
         "ann": _PAPER_ANN,
         "snn": _PAPER_SNN,
+        **_PAPER_COMPRESSION,
     },
     "cifar10-vgg16": {
         "data": {"name": "cifar10", "batch_size": 64, "augment": True},
         "model": {"arch": "vgg16", "dropout": 0.2},
         "ann": _PAPER_ANN,
         "snn": _PAPER_SNN,
+        **_PAPER_COMPRESSION,
     },
     "cifar100-vgg11": {
         "data": {"name": "cifar100", "batch_size": 64, "augment": True},
         "model": {"arch": "vgg11", "dropout": 0.2},
         "ann": _PAPER_ANN,
         "snn": _PAPER_SNN,
+        **_PAPER_COMPRESSION,
     },
 }

@@ -16,6 +16,7 @@ import sys
 import time
 
 from snncost.checkpoint import CheckpointError
+from trainers import distributed as dist
 from trainers.config import ConfigError, describe_keys, resolve_config
 from trainers.data import DataError
 from trainers.engine import NonFiniteLossError
@@ -45,12 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = resolve_config(args.preset, args.config, args.overrides)
         ctx = run_pipeline(cfg)
+        main_rank = dist.is_main()
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        dist.shutdown()
+    if not main_rank:
+        return 0
     print()
     print(summary_table(ctx))
     print(f"\nrun directory: {ctx.run.path}  ({time.perf_counter() - t0:.0f}s)")

@@ -1,0 +1,245 @@
+"""What every pipeline stage shares: the :class:`Context` and the resumable training loop.
+
+A stage is a function ``stage(ctx)`` (see :mod:`trainers.stages`). It finds
+the models of earlier stages with :meth:`Context.model` (in memory, or
+rebuilt from that stage's finished checkpoint, which is self-describing:
+spec, neurons, quantization, weights), trains with :func:`train_stage`
+(one checkpoint per epoch, resumable), and stores its finished model and
+metrics with :meth:`Context.finish`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from snncost.checkpoint import CheckpointError, load_state_dict_checked, model_record, rebuild_model
+from snncost.models import NeuronConfig, VGGSpec, spiking_layers
+from trainers import distributed as dist
+from trainers.config import OptimConfig, RunConfig
+from trainers.data import BatchLoader, DataBundle
+from trainers.engine import evaluate, make_optimizer, make_scheduler, train_epoch
+from trainers.rundir import RunDir
+
+
+@dataclass
+class Context:
+    """What the stages share: config, run directory, data, device and results."""
+
+    cfg: RunConfig
+    run: RunDir
+    data: DataBundle
+    device: torch.device
+    models: dict[str, nn.Module] = field(default_factory=dict)
+    results: dict[str, dict] = field(default_factory=dict)
+
+    def loader(self, split: str, shuffle: bool = False, augment: bool = False, shard: bool = False) -> BatchLoader:
+        """Batches of ``split``; ``shard`` splits each epoch across distributed ranks."""
+        d = self.data
+        rank, world = (dist.rank(), dist.world_size()) if shard else (0, 1)
+        return BatchLoader(
+            d.train if split == "train" else d.test,
+            self.cfg.data.batch_size // world if shard else self.cfg.data.batch_size,
+            d.mean,
+            d.std,
+            shuffle=shuffle,
+            augment=augment,
+            device=self.device,
+            seed=self.cfg.seed,
+            rank=rank,
+            world=world,
+        )
+
+    def say(self, text: str) -> None:
+        if dist.is_main():
+            print(text, flush=True)
+
+    # ------------------------------------------------------------ models of stages
+    def model(self, stage: str) -> nn.Module | None:
+        """The finished model of ``stage``: in memory, else rebuilt from its checkpoint, else None."""
+        if stage in self.models:
+            return self.models[stage]
+        data = self.run.finished(stage)
+        if data is None:
+            return None
+        model = rebuild_model(data, str(self.run.stage_file(stage))).to(self.device)
+        self.models[stage] = model
+        self.results.setdefault(stage, data.get("metrics", {}))
+        return model
+
+    def require(self, *stages: str) -> nn.Module:
+        """The first available model among ``stages`` (most compressed first); fails naming them."""
+        return self.latest(*stages)[1]
+
+    def latest(self, *stages: str) -> tuple[str, nn.Module]:
+        """``(stage, model)`` of the first available model among ``stages``; fails naming them."""
+        for stage in stages:
+            model = self.model(stage)
+            if model is not None:
+                return stage, model
+        raise CheckpointError(
+            f"this stage needs the model of {' or '.join(map(repr, stages))}: "
+            f"run that stage first (no finished checkpoint in {self.run.checkpoints})"
+        )
+
+    def restore(self, stage: str) -> bool:
+        """Load ``stage``'s finished model and metrics if it is done; True when skipped."""
+        if stage in self.models and stage in self.results:
+            return True
+        if self.model(stage) is None:
+            return False
+        self.say(f"[{stage}] already done ({self.run.stage_file(stage)}), skipping")
+        return True
+
+    def finish(self, stage: str, model: nn.Module, metrics: dict, history: list[dict], **extra) -> None:
+        """Write ``stage``'s finished checkpoint (atomically, rank 0) and keep its model and metrics."""
+        if dist.is_main():
+            self.run.save_finished(stage, {**record_of(model), "metrics": metrics, **extra}, history)
+        dist.barrier()
+        self.models[stage], self.results[stage] = model, metrics
+
+
+def record_of(model: nn.Module) -> dict:
+    """The self-describing checkpoint record of a VGG-family model (ANN or SNN)."""
+    neurons = getattr(model, "neurons", None)
+    form = "snn" if spiking_layers(model) else "ann"
+    return model_record(model, model.spec, form, neurons)
+
+
+def weight_count(model: nn.Module) -> int:
+    """Synaptic weights of the conv/linear layers (what spatial pruning shrinks)."""
+    return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def model_spec(cfg: RunConfig, data: DataBundle) -> VGGSpec:
+    m = cfg.model
+    common = dict(
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        num_classes=data.num_classes,
+        pool=m.pool,
+        bias=m.bias,
+        dropout=m.dropout,
+    )
+    if m.arch == "custom":
+        if m.features is None or m.classifier is None:
+            raise ValueError("model.arch=custom needs model.features and model.classifier")
+        return VGGSpec(features=list(m.features), classifier=list(m.classifier), **common)
+    spec = VGGSpec.from_arch(m.arch, **common)
+    if m.features is not None or m.classifier is not None:
+        spec = VGGSpec(
+            features=list(m.features or spec.features), classifier=list(m.classifier or spec.classifier), **common
+        )
+    return spec
+
+
+def neuron_config(cfg: RunConfig) -> NeuronConfig:
+    s = cfg.snn
+    return NeuronConfig(
+        timesteps=s.timesteps,
+        encoding=s.encoding,
+        leak=s.leak,
+        learn_threshold=s.learn_threshold,
+        learn_leak=s.learn_leak,
+        surrogate=s.surrogate,
+        slope=s.slope,
+        detach_reset=s.detach_reset,
+    )
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device=cuda but no CUDA device is available (use device=cpu or auto)")
+        return torch.device("cuda", dist.local_rank())
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- training with resume
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def scalar_metrics(ev: dict) -> dict:
+    """The JSON-lines-friendly part of an evaluation (no per-layer dicts)."""
+    return {k: v for k, v in ev.items() if not isinstance(v, dict)}
+
+
+def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, extra: dict | None = None) -> tuple[dict, list[dict]]:
+    """Train ``model`` for ``ocfg.epochs`` epochs, checkpointing every epoch; resumable.
+
+    A ``<stage>-last`` checkpoint holds weights, optimiser, scheduler and RNG
+    states after the last finished epoch, so a re-run continues exactly where
+    an interrupted one stopped. Under ``torchrun`` the model is wrapped in
+    DistributedDataParallel, each rank sees its shard of every batch, and
+    only rank 0 writes. Returns the final evaluation and the history.
+    """
+    opt = make_optimizer(model, ocfg)
+    sched = make_scheduler(opt, ocfg)
+    train_loader = ctx.loader("train", shuffle=True, augment=ctx.cfg.data.augment, shard=True)
+    test_loader = ctx.loader("test")
+    start, history = 0, []
+    state = ctx.run.in_progress(stage)
+    if state is not None:
+        origin = str(ctx.run.progress_file(stage))
+        load_state_dict_checked(model, state["state_dict"], origin)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"], ctx.device)
+        start, history = state["epoch"], state["history"]
+        ctx.say(f"[{stage}] resuming after epoch {start}/{ocfg.epochs} from {origin}")
+    trained = dist.wrap(model)
+    show = ctx.cfg.progress and dist.is_main()
+    for epoch in range(start, ocfg.epochs):
+        t0 = time.perf_counter()
+        train_loader.set_epoch(epoch)
+        lr = opt.param_groups[0]["lr"]
+        tr = train_epoch(trained, train_loader, opt, f"{stage} {epoch + 1}/{ocfg.epochs}", show)
+        tr = dist.mean_over_ranks(tr, 1.0)  # equal shards: the plain mean is the global one
+        sched.step()
+        ev = evaluate(model, test_loader, f"{stage} eval", show)
+        rec = {"stage": stage, "epoch": epoch + 1, "lr": lr, **(extra or {}), **tr, **scalar_metrics(ev)}
+        rec["seconds"] = time.perf_counter() - t0
+        history.append(rec)
+        if dist.is_main():
+            ctx.run.save_progress(
+                stage,
+                {
+                    **record_of(model),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": _rng_state(ctx.device),
+                    "epoch": epoch + 1,
+                },
+                history,
+            )
+        dist.barrier()
+        spikes = f" spikes/img {ev['spikes_per_inference']:.0f}" if "spikes_per_inference" in ev else ""
+        ctx.say(
+            f"[{stage}] epoch {epoch + 1}/{ocfg.epochs} loss {tr['train_loss']:.4f} "
+            f"train {tr['train_acc']:.4f} test {ev['test_acc']:.4f}{spikes} ({rec['seconds']:.1f}s)"
+        )
+    final = evaluate(model, test_loader, f"{stage} eval", show)
+    return final, history
+
+
+def load_weights(ctx: Context, stage: str, model: nn.Module) -> None:
+    """Copy the finished ``stage`` model's weights into ``model`` (same architecture)."""
+    src = ctx.require(stage)
+    load_state_dict_checked(model, src.state_dict(), f"model of stage {stage!r}")
