@@ -59,18 +59,37 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
     return np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
 
 
-def _quant(module: nn.Module) -> tuple[int, float | np.ndarray | None, str]:
+def _quant(module: nn.Module) -> tuple[np.ndarray, int, np.ndarray | None, str]:
+    """``(weight, bits, scale, number_format)`` of a conv/linear module's node.
+
+    A quantized module (it has ``weight_bits`` and ``weight_codes``, e.g.
+    :class:`snncost.nn.QuantConv2d`): the node weight is the integer codes
+    (float32 array of integer values) and the scale a float32 ``[O]`` array
+    (a per-layer scale repeated per output channel), which the simulator
+    applies to each step's accumulated current before the bias. A module
+    that declares ``weight_bits`` and ``weight_scale`` but no codes keeps its
+    float ``weight`` in the node (scale ``None``: its forward pass applies
+    ``weight`` as it is), priced at ``weight_bits``. Otherwise float32
+    weights, no scale.
+    """
+    weight = _np(module.weight)
     bits = getattr(module, "weight_bits", None)
+    codes = getattr(module, "weight_codes", None)
     scale = getattr(module, "weight_scale", None)
-    if bits is None or scale is None:
-        return 32, None, "float"
-    if isinstance(scale, torch.Tensor):
-        scale = float(scale) if scale.numel() == 1 else _np(scale).reshape(-1)
-    elif isinstance(scale, np.ndarray):
-        scale = float(scale) if scale.size == 1 else scale.astype(np.float32).reshape(-1)
+    if bits is None or (codes is None and scale is None):
+        return weight, 32, None, "float"
+    if codes is None:
+        return weight, int(bits), None, "int"
+    codes = _np(torch.as_tensor(codes))
+    if scale is None:
+        scale_arr = np.ones(codes.shape[0], np.float32)
     else:
-        scale = float(scale)
-    return int(bits), scale, "int"
+        scale_arr = np.asarray(_np(torch.as_tensor(scale)), np.float32).reshape(-1)
+        if scale_arr.size == 1:
+            scale_arr = np.full(codes.shape[0], scale_arr[0], np.float32)
+        elif scale_arr.size != codes.shape[0]:
+            raise ValueError(f"weight_scale has {scale_arr.size} values for {codes.shape[0]} output channels")
+    return codes, int(bits), np.ascontiguousarray(scale_arr), "int"
 
 
 def _conv(path: str, m: nn.Conv2d, shape: Shape) -> ConvNode:
@@ -99,10 +118,10 @@ def _conv(path: str, m: nn.Conv2d, shape: Shape) -> ConvNode:
     ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
     if ho < 1 or wo < 1:
         raise UnsupportedModuleError(path, m, f"a {h}x{w} input gives an empty output")
-    bits, scale, fmt = _quant(m)
+    weight, bits, scale, fmt = _quant(m)
     return ConvNode(
         name=path,
-        weight=_np(m.weight),
+        weight=weight,
         bias=_np(m.bias),
         in_shape=tuple(shape),
         out_shape=(m.out_channels, ho, wo),
@@ -117,10 +136,10 @@ def _conv(path: str, m: nn.Conv2d, shape: Shape) -> ConvNode:
 def _linear(path: str, m: nn.Linear, shape: Shape) -> LinearNode:
     if len(shape) != 1 or shape[0] != m.in_features:
         raise UnsupportedModuleError(path, m, f"in_features={m.in_features} but gets shape {shape}")
-    bits, scale, fmt = _quant(m)
+    weight, bits, scale, fmt = _quant(m)
     return LinearNode(
         name=path,
-        weight=_np(m.weight),
+        weight=weight,
         bias=_np(m.bias),
         in_shape=tuple(shape),
         out_shape=(m.out_features,),

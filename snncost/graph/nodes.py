@@ -57,6 +57,18 @@ class InputNode(Node):
 
 @dataclass
 class _WeightNode(Node):
+    """A conv or linear layer.
+
+    Float layers: ``weight`` holds the float weights and ``weight_scale`` is
+    ``None``. Quantized layers (``number_format="int"``, e.g.
+    :class:`snncost.nn.QuantConv2d`): ``weight`` holds the integer codes (as
+    float32 integer values) and ``weight_scale`` the float32 scale per
+    output channel (``[O]``); the layer computes
+    ``(sum of inputs x codes) * weight_scale[o] + bias[o]`` and the simulator
+    replays it in that order. :attr:`effective_weight` is ``codes * scale``
+    in both cases (what an exporter wants).
+    """
+
     weight: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32), repr=False)
     bias: np.ndarray | None = field(default=None, repr=False)
     in_shape: Shape = ()
@@ -64,6 +76,16 @@ class _WeightNode(Node):
     weight_bits: int = 32
     weight_scale: float | np.ndarray | None = field(default=None, repr=False)
     number_format: Literal["float", "int"] = "float"
+
+    @property
+    def effective_weight(self) -> np.ndarray:
+        """The float weights the layer applies: ``weight * weight_scale`` (per output channel)."""
+        if self.weight_scale is None:
+            return self.weight
+        scale = np.asarray(self.weight_scale, np.float32)
+        if scale.size != 1:
+            scale = scale.reshape(-1, *([1] * (self.weight.ndim - 1)))
+        return (self.weight * scale).astype(np.float32)
 
     @property
     def params(self) -> int:

@@ -23,10 +23,20 @@ class OutputIntegrator(TemporalModule):
 
     ``logits = (1/T) * sum_t I[t]``; equivalently the membrane of a
     non-leaky, non-firing neuron divided by ``T``.
+
+    The sum runs in time order, ``((I[0] + I[1]) + I[2]) + ...``, then is
+    divided by ``T``, as the non-firing neuron (and the simulator) does it.
+    ``current.mean(0)`` would be the same number up to rounding, but its
+    order of summation depends on the tensor's shape, so the replay could
+    not reproduce its logits bit for bit once the currents are not integers
+    (e.g. scaled quantized weights).
     """
 
     def forward(self, current: torch.Tensor) -> torch.Tensor:
-        return current.mean(0)
+        acc = current[0]
+        for t in range(1, current.shape[0]):
+            acc = acc + current[t]
+        return acc / current.shape[0]
 
 
 class TemporalDropout(TemporalModule):

@@ -32,13 +32,16 @@ def ann_counts(
     input_shape: tuple[int, ...] | None = None,
     batch_size: int = 1,
     activation_bits: int = 32,
-    weight_bits: int = 32,
+    weight_bits: int | None = None,
 ) -> RunCounts:
     """Dense counts of the equivalent ANN over ``batch_size`` inferences (``model="ann"``, ``T=1``).
 
     Accepts a :class:`LayerGraph` (SNN or ANN form; LIF layers count as ReLUs)
     or a torch model (graph built with ``input_shape``). ``weight_bits`` is the
-    ANN's weight width (``number_format`` is ``float`` at 32 bits, else ``int``).
+    ANN's weight width for every layer (``number_format`` is ``float`` at 32
+    bits, else ``int``); ``None`` (default) keeps each layer's own width and
+    format from the graph, so the ANN of a k-bit quantized model has k-bit
+    integer weights and a float model fp32 weights.
     """
     if isinstance(graph_or_ann_model, LayerGraph):
         graph = graph_or_ann_model
@@ -51,11 +54,15 @@ def ann_counts(
     nodes = list(graph)
     layers: list[LayerCounts] = []
     n = int(batch_size)
-    ab, wb = int(activation_bits), int(weight_bits)
-    fmt = "float" if wb == 32 else "int"
+    ab = int(activation_bits)
     for i, node in enumerate(nodes):
         if not isinstance(node, WeightNode):
             continue
+        if weight_bits is None:
+            wb, fmt = int(node.weight_bits), node.number_format
+        else:
+            wb = int(weight_bits)
+            fmt = "float" if wb == 32 else "int"
         nxt = nodes[i + 1] if i + 1 < len(nodes) else None
         if isinstance(nxt, (LIFNode, ReLUNode)):
             neuron = "relu"

@@ -21,6 +21,14 @@ Everything is float32 with the operations in the order of
 so with exactly representable currents the replay is bit-identical to the
 PyTorch forward pass.
 
+Quantized layers (:class:`snncost.nn.QuantConv2d`/``QuantLinear``) are
+replayed on their integer codes: the step's accumulated current ``acc``
+(exact: sums of spikes times small integers) becomes
+``I = acc * scale[o] + bias[o]`` right before the neuron update, the same
+two float32 operations in the same order as the layer's forward pass, so
+the replay of a quantized network is bit-exact. Float layers pass
+``scale = 1``.
+
 ``mode``: 0 = LIF neurons (spikes out), 1 = output read-out (the current is
 summed over T into ``acc_out``; the caller divides by T).
 """
@@ -36,15 +44,22 @@ N_COUNTS = 3
 
 
 @njit(cache=True)
-def _neurons(cur, u, bias, npos, n_out, leak, theta, mode, spk_row, acc):
-    """LIF update of every neuron (mode 0) or read-out accumulation (mode 1); returns spikes."""
+def _neurons(cur, u, scale, bias, npos, n_out, leak, theta, mode, spk_row, acc):
+    """LIF update of every neuron (mode 0) or read-out accumulation (mode 1); returns spikes.
+
+    The input current of neuron ``(p, o)`` is ``I = cur * scale[o] + bias[o]``
+    (two rounded float32 operations, as ``conv(x, codes) * scale + bias`` in
+    :class:`snncost.nn.QuantConv2d`); float layers pass ``scale = 1``, and
+    ``cur * 1`` is exactly ``cur``.
+    """
     fired = 0
     if mode == 0:
         for p in range(npos):
             base = p * n_out
             for o in range(n_out):
                 j = base + o
-                h = leak * u[j] + (cur[j] + bias[o])
+                i = cur[j] * scale[o] + bias[o]
+                h = leak * u[j] + i
                 if h >= theta:
                     u[j] = h - theta
                     spk_row[o * npos + p] = 1
@@ -56,7 +71,7 @@ def _neurons(cur, u, bias, npos, n_out, leak, theta, mode, spk_row, acc):
         for p in range(npos):
             base = p * n_out
             for o in range(n_out):
-                acc[base + o] += cur[base + o] + bias[o]
+                acc[base + o] += cur[base + o] * scale[o] + bias[o]
     return fired
 
 
@@ -69,7 +84,7 @@ def _to_chw(acc_hwc, out_row, npos, n_out):
 
 @njit(cache=True)
 def _event_sample(
-    spk, fmap, fval, H, W, wt, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, leak, theta, mode,
+    spk, fmap, fval, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, leak, theta, mode,
     spk_out, acc_out, counts,
 ):  # fmt: skip
     """One sample over all T steps (serial code, so LLVM vectorises the column loop)."""
@@ -130,7 +145,7 @@ def _event_sample(
                         for o in range(O):
                             dst[o] += val * col[o]
                     nsyn += O
-        fired = _neurons(cur, u, bias, npos, O, leak, theta, mode, spk_out[t], acc)
+        fired = _neurons(cur, u, scale, bias, npos, O, leak, theta, mode, spk_out[t], acc)
         counts[t, EVENTS] = nev
         counts[t, SYNOPS] = nsyn
         counts[t, SPIKES] = fired
@@ -146,7 +161,8 @@ def event_layer(
     C,
     H,
     W,
-    wt,  # float32 [C*kh*kw*O]: weights as [C, kh, kw, O]
+    wt,  # float32 [C*kh*kw*O]: weights (or integer codes) as [C, kh, kw, O]
+    scale,  # float32 [O]: per-output-channel weight scale (ones for float weights)
     bias,  # float32 [O] (zeros without bias)
     O,
     kh,
@@ -170,14 +186,14 @@ def event_layer(
         so = spk_out[b] if mode == 0 else spk_out[0]
         ao = acc_out[b] if mode == 1 else acc_out[0]
         _event_sample(
-            spk_in[b], fmap, fval, H, W, wt, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, leak, theta,
-            mode, so, ao, counts[b],
+            spk_in[b], fmap, fval, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo,
+            leak, theta, mode, so, ao, counts[b],
         )  # fmt: skip
 
 
 @njit(cache=True)
 def _dense_sample(
-    xb, C, H, W, wt, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, leak, theta, mode,
+    xb, C, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, leak, theta, mode,
     spk_out, acc_out, counts,
 ):  # fmt: skip
     npos = Ho * Wo
@@ -204,7 +220,7 @@ def _dense_sample(
     u = np.zeros(npos * O, np.float32)
     acc = np.zeros(npos * O if mode == 1 else 1, np.float32)
     for t in range(T):
-        fired = _neurons(cur, u, bias, npos, O, leak, theta, mode, spk_out[t], acc)
+        fired = _neurons(cur, u, scale, bias, npos, O, leak, theta, mode, spk_out[t], acc)
         counts[t, EVENTS] = 0
         counts[t, SYNOPS] = 0
         counts[t, SPIKES] = fired
@@ -219,6 +235,7 @@ def dense_layer(
     H,
     W,
     wt,
+    scale,
     bias,
     O,
     kh,
@@ -243,7 +260,7 @@ def dense_layer(
         so = spk_out[b] if mode == 0 else spk_out[0]
         ao = acc_out[b] if mode == 1 else acc_out[0]
         _dense_sample(
-            x[b], C, H, W, wt, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, leak, theta, mode,
+            x[b], C, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, leak, theta, mode,
             so, ao, counts[b],
         )  # fmt: skip
 

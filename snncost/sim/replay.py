@@ -4,8 +4,10 @@ The graph is first compiled into a plan of *stages*, one per weight layer:
 the transforms between the previous spiking layer and this weight layer
 (average pools folded into the events, max pools materialised, flatten),
 the weights pre-transposed to ``[C, kh, kw, O]`` (a column over the output
-channels is contiguous), and what integrates the current (a LIF layer or the
-non-spiking output). Each stage runs as one numba kernel call per chunk of
+channels is contiguous; integer codes for a quantized layer, whose
+per-channel scale is applied to each step's accumulated current before the
+bias, see docs/simulator.md), and what integrates the current (a LIF layer
+or the non-spiking output). Each stage runs as one numba kernel call per chunk of
 samples (see :mod:`snncost.sim.kernels`).
 
 Counting conventions (also in docs/simulator.md and
@@ -82,6 +84,7 @@ class _Stage:
     # conv geometry, linear as a 1x1 conv on (F, 1, 1)
     geom: tuple = ()
     wt: np.ndarray | None = None
+    scale: np.ndarray | None = None  # float32 [O]: weight scale (ones for float weights)
     bias: np.ndarray | None = None
     src_size: int = 0  # length of the event rows fed to the kernel
 
@@ -106,7 +109,19 @@ def _geometry(node: WeightNode) -> tuple:
     geom = (c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo)
     wt = np.ascontiguousarray(wt, dtype=np.float32).reshape(-1)
     bias = np.zeros(o, np.float32) if node.bias is None else np.ascontiguousarray(node.bias, np.float32)
-    return geom, wt, bias
+    return geom, wt, _scale(node, o), bias
+
+
+def _scale(node: WeightNode, o: int) -> np.ndarray:
+    """The per-output-channel weight scale ``[O]`` (ones for float weights)."""
+    if node.weight_scale is None:
+        return np.ones(o, np.float32)
+    scale = np.asarray(node.weight_scale, np.float32).reshape(-1)
+    if scale.size == 1:
+        return np.full(o, scale[0], np.float32)
+    if scale.size != o:
+        raise ValueError(f"{node.name}: weight_scale has {scale.size} values for {o} output channels")
+    return np.ascontiguousarray(scale)
 
 
 def _pool_map(shape: tuple[int, ...], k: int) -> np.ndarray:
@@ -172,8 +187,10 @@ def compile_plan(graph: LayerGraph) -> list[_Stage]:
         elif isinstance(node, WeightNode):
             if int(np.prod(shape)) != int(np.prod(node.in_shape)):
                 raise ValueError(f"{node.name}: input size {shape} does not match {node.in_shape}")
-            geom, wt, bias = _geometry(node)
-            st = _Stage(node=node, source=source, pre=pre, fval=fval, geom=geom, wt=wt, bias=bias)
+            geom, wt, scale, bias = _geometry(node)
+            st = _Stage(
+                node=node, source=source, pre=pre, fval=fval, geom=geom, wt=wt, scale=scale, bias=bias
+            )
             if source == "events":
                 n_rows = pre[-1].out_size if pre else None
                 if fold is not None:
@@ -311,7 +328,7 @@ def simulate(
             counts = np.zeros((nb, T, K.N_COUNTS), np.int64)
             if st.source == "analog":
                 xa = _analog_pre(np.asarray(cur_in, np.float32), st.pre)
-                K.dense_layer(xa, c, h, w, st.wt, st.bias, o, kh, kw, sh, sw, ph, pw, ho, wo, T,
+                K.dense_layer(xa, c, h, w, st.wt, st.scale, st.bias, o, kh, kw, sh, sw, ph, pw, ho, wo, T,
                               leak, theta, mode, spk_out, acc_out, counts)  # fmt: skip
             else:
                 ev = cur_in
@@ -321,7 +338,7 @@ def simulate(
                     ev = pooled
                 if ev.shape[2] != st.src_size:
                     raise AssertionError(f"{st.node.name}: event rows {ev.shape[2]} != {st.src_size}")
-                K.event_layer(ev, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.bias, o, kh, kw,
+                K.event_layer(ev, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.scale, st.bias, o, kh, kw,
                               sh, sw, ph, pw, ho, wo, leak, theta, mode, spk_out, acc_out, counts)  # fmt: skip
             totals[si] += counts.sum(axis=0)
             if mode == 0:
