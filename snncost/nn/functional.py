@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import torch
 
-from snncost.nn.surrogate import Surrogate, spike_partials
+from snncost.nn.surrogate import Surrogate
 
 
 def lif_step(
@@ -97,27 +97,34 @@ class _LIFMultiStep(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s):  # type: ignore[override]
         h_all, s_all, leak, theta = ctx.saved_tensors
-        leak_d, theta_d = leak.detach(), theta.detach()
+        lam, th = float(leak.detach()), float(theta.detach())
         need_leak, need_theta = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        # f'(x) / theta with x = (h - theta) / theta = h/theta - 1, for all steps at once
+        ds_dh = ctx.surrogate.scaled_grad_(h_all.mul(1.0 / th).sub_(1.0), 1.0, 1.0 / th)
+        grad_i = grad_s * ds_dh  # dL/ds[t] * ds/dh[t]; the recurrence is added below
         steps = h_all.shape[0]
-        grad_i = torch.empty_like(h_all)
-        g_u = torch.zeros_like(h_all[0])
-        acc_theta = torch.zeros_like(h_all[0]) if need_theta else None
-        acc_leak = torch.zeros_like(h_all[0]) if need_leak else None
-        for t in range(steps - 1, -1, -1):
-            h, s = h_all[t], s_all[t]
-            ds_dh, ds_dtheta = spike_partials(h, theta_d, ctx.surrogate)
-            if ctx.detach_reset:
-                dh = grad_s[t] * ds_dh + g_u
+        if ctx.detach_reset:
+            # dL/dh[t] = a[t] + leak * dL/dh[t+1]: one in-place pass backwards in time
+            for t in range(steps - 2, -1, -1):
+                grad_i[t].add_(grad_i[t + 1], alpha=lam)
+        else:
+            for t in range(steps - 2, -1, -1):
+                grad_i[t].addcmul_(grad_i[t + 1], 1.0 - th * ds_dh[t], value=lam)
+        g_leak = g_theta = None
+        if need_theta:
+            # ds/dtheta = -f'(x) h / theta^2 = -ds/dh * h / theta; the reset path -s (detached) or
+            # -s - theta ds/dtheta (attached), reached through g_u[t] = leak * dL/dh[t+1]
+            ds_dtheta = ds_dh.mul_(h_all).mul_(-1.0 / th)
+            total = (grad_s * ds_dtheta).sum()
+            if steps > 1:
+                g_u = grad_i[1:] * lam
+                du_dtheta = -s_all[:-1] if ctx.detach_reset else -s_all[:-1] - th * ds_dtheta[:-1]
+                total = total + (g_u * du_dtheta).sum()
+            g_theta = total.reshape(theta.shape)
+        if need_leak:
+            if steps > 1:  # dL/dleak = sum_t dL/dh[t] * u[t-1], u[t-1] = h[t-1] - s[t-1] theta
+                u_prev = h_all[:-1] - s_all[:-1] * th
+                g_leak = (grad_i[1:] * u_prev).sum().reshape(leak.shape)
             else:
-                dh = grad_s[t] * ds_dh + g_u * (1.0 - theta_d * ds_dh)
-            grad_i[t] = dh
-            if need_theta:
-                du_dtheta = -s if ctx.detach_reset else -s - theta_d * ds_dtheta
-                acc_theta += grad_s[t] * ds_dtheta + g_u * du_dtheta
-            if need_leak and t > 0:
-                acc_leak += dh * (h_all[t - 1] - s_all[t - 1] * theta_d)
-            g_u = leak_d * dh
-        g_leak = acc_leak.sum().reshape(leak.shape) if need_leak else None
-        g_theta = acc_theta.sum().reshape(theta.shape) if need_theta else None
+                g_leak = torch.zeros_like(leak)
         return grad_i, g_leak, g_theta, None, None

@@ -62,6 +62,27 @@ def _arctan_primitive(x: torch.Tensor, alpha: float) -> torch.Tensor:
     return 0.5 + torch.atan(math.pi / 2.0 * alpha * x) / math.pi
 
 
+def _pwl_grad_(x: torch.Tensor, alpha: float, a: float, b: float) -> torch.Tensor:
+    # b * alpha * max(0, 1 - alpha*|a*x|)
+    return x.abs_().mul_(-alpha * abs(a)).add_(1.0).clamp_(min=0.0).mul_(b * alpha)
+
+
+def _fast_sigmoid_grad_(x: torch.Tensor, alpha: float, a: float, b: float) -> torch.Tensor:
+    # b * alpha / (2 * (1 + alpha*|a*x|)^2)
+    return x.abs_().mul_(alpha * abs(a)).add_(1.0).square_().reciprocal_().mul_(b * alpha / 2.0)
+
+
+def _arctan_grad_(x: torch.Tensor, alpha: float, a: float, b: float) -> torch.Tensor:
+    # b * alpha / (2 * (1 + (pi/2 * alpha * a*x)^2))
+    return x.mul_(math.pi / 2.0 * alpha * a).square_().add_(1.0).reciprocal_().mul_(b * alpha / 2.0)
+
+
+_TABLE_INPLACE: dict[str, Callable] = {
+    "piecewise_linear": _pwl_grad_,
+    "fast_sigmoid": _fast_sigmoid_grad_,
+    "arctan": _arctan_grad_,
+}
+
 _TABLE: dict[str, tuple[Callable, Callable, float]] = {
     # name: (derivative, primitive, default slope)
     "piecewise_linear": (_pwl_grad, _pwl_primitive, 1.0),
@@ -88,6 +109,14 @@ class Surrogate:
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """``f'(x)``: the pseudo-derivative of the spike w.r.t. the normalised membrane."""
         return _TABLE[self.name][0](x, self.slope)
+
+    def scaled_grad_(self, x: torch.Tensor, a: float = 1.0, b: float = 1.0) -> torch.Tensor:
+        """``b * f'(a * x)`` computed in place in ``x`` (a scratch tensor), returned.
+
+        Same function as :meth:`grad`, with the scalings folded into the
+        constants and no temporaries: the fused LIF backward uses it.
+        """
+        return _TABLE_INPLACE[self.name](x, self.slope, a, b)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         """``f(x)``: the smooth step whose derivative is :meth:`grad` (for tests and plots)."""
