@@ -1,8 +1,10 @@
-"""Command line: ``python -m snncost {evaluate,compare,profiles} ...``.
+"""Command line: ``python -m snncost {evaluate,compare,profiles,export-nir} ...``.
 
 Examples::
 
     python -m snncost profiles
+    python -m snncost export-nir run/snn.pt snn.nir        # NIR file, see docs/nir.md
+    python -m snncost evaluate snn.nir --timesteps 8       # a NIR file from any tool
     python -m snncost evaluate run/snn.pt --data digits --samples 256 --format markdown
     python -m snncost evaluate run/snn.pt --profile loihi --format latex --output table.tex
     python -m snncost compare run/snn.pt --profiles 45nm loihi truenorth spinnaker2
@@ -77,7 +79,11 @@ def _stats_from_checkpoint(record: dict) -> tuple[Any, Any]:
     return None, None
 
 
-def _load(path: str):
+def _load(path: str, timesteps: int | None = None):
+    if Path(path).suffix.lower() in (".nir", ".h5", ".hdf5"):  # a NIR file (docs/nir.md)
+        from snncost.interop.nir import module_from_nir
+
+        return module_from_nir(path, timesteps)[0], {}
     from snncost.checkpoint import load_model, read_checkpoint
 
     record = read_checkpoint(path)
@@ -126,7 +132,7 @@ def _render(obj: Any, fmt: str, caption: str | None = None) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from snncost.evaluate import evaluate
 
-    model, record = _load(args.checkpoint)
+    model, record = _load(args.checkpoint, args.timesteps)
     data, desc = _data_for(args, model, record)
     baseline = _load(args.baseline)[0] if args.baseline else None
     report = evaluate(
@@ -152,7 +158,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from snncost.evaluate import compare_profiles
 
-    model, record = _load(args.checkpoint)
+    model, record = _load(args.checkpoint, args.timesteps)
     data, desc = _data_for(args, model, record)
     comparison = compare_profiles(
         model,
@@ -221,6 +227,20 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_nir(args: argparse.Namespace) -> int:
+    from snncost.interop.nir import save_nir, to_nir
+
+    model, _ = _load(args.checkpoint)
+    if args.timesteps is not None:
+        if not hasattr(model, "find_encoder"):
+            raise CLIError(f"{args.checkpoint} is not an SNN checkpoint (no encoder)")
+        model.find_encoder().timesteps = args.timesteps
+    graph = to_nir(model, dt=args.dt)
+    path = save_nir(graph, args.output)
+    print(f"wrote {path} ({len(graph.nodes)} NIR nodes)", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m snncost",
@@ -229,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("checkpoint", help="an SNN checkpoint written by snncost/trainers")
+        p.add_argument(
+            "checkpoint", help="an SNN checkpoint written by snncost/trainers, or a .nir file"
+        )
         p.add_argument(
             "--data",
             choices=("synthetic", "digits"),
@@ -258,6 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--profiles", nargs="+", default=None, help="names or YAML paths (default: all built-in)"
     )
     cmp.set_defaults(func=cmd_compare)
+
+    ex = sub.add_parser("export-nir", help="write an SNN checkpoint as a NIR file")
+    ex.add_argument("checkpoint", help="an SNN checkpoint written by snncost/trainers")
+    ex.add_argument("output", help="the NIR file to write (e.g. snn.nir)")
+    ex.add_argument("--timesteps", type=_positive, default=None, help="override the stored T")
+    ex.add_argument(
+        "--dt",
+        type=float,
+        default=None,
+        help="Euler step for LIF time constants (1e-4, as snntorch)",
+    )
+    ex.set_defaults(func=cmd_export_nir)
 
     pr = sub.add_parser("profiles", help="list the built-in hardware profiles")
     pr.add_argument("--format", choices=("text", "markdown"), default="text")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -63,7 +64,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
 
 
 def model_record(model: nn.Module, spec, form: str, neurons=None) -> dict:
-    """The self-describing part of a checkpoint for ``model``."""
+    """The self-describing part of a checkpoint for ``model``.
+
+    ``"quant"`` is :func:`snncost.nn.model_quantization` (``None`` for float
+    weights): the state dict holds the float master weights under the usual
+    keys, and :func:`load_model` re-applies the quantization.
+    """
+    from snncost.nn.quant import model_quantization
+
     record = {
         "format": FORMAT,
         "version": VERSION,
@@ -71,6 +79,7 @@ def model_record(model: nn.Module, spec, form: str, neurons=None) -> dict:
         "spec": spec.to_dict(),
         "neurons": asdict(neurons) if neurons is not None else None,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "quant": model_quantization(model),
     }
     if form == "snn":
         record["timesteps"] = model.timesteps
@@ -85,12 +94,23 @@ def save_model(path: str | Path, model: nn.Module, spec, form: str, neurons=None
 def read_checkpoint(path: str | Path) -> dict:
     """Load and validate a checkpoint dict; errors name the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise CheckpointError(f"{path}: cannot access the checkpoint: {exc.strerror or exc}") from None
+    if is_dir:
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if not is_file:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # truncated zip, random bytes, pickle errors...
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, corrupt or not written by torch.save; {detail})"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an snncost checkpoint (no format={FORMAT!r} marker)")
     for key in ("form", "spec", "state_dict"):
@@ -100,10 +120,14 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_model(path: str | Path) -> nn.Module:
-    """Rebuild the model stored in a checkpoint (ANN or SNN), in eval mode."""
+    """Rebuild the model stored in a checkpoint file (ANN or SNN), in eval mode."""
+    return rebuild_model(read_checkpoint(path), str(path))
+
+
+def rebuild_model(data: dict, path: str) -> nn.Module:
+    """Rebuild the model of an already-read checkpoint dict (``path`` names it in errors)."""
     from snncost.models import NeuronConfig, VGGSpec, build_ann, build_snn
 
-    data = read_checkpoint(path)
     try:
         spec = VGGSpec.from_dict(data["spec"])
         if data["form"] == "snn":
@@ -114,6 +138,10 @@ def load_model(path: str | Path) -> nn.Module:
             model = build_ann(spec)
         else:
             raise CheckpointError(f"{path}: field 'form' is {data['form']!r}, expected 'ann' or 'snn'")
+        if data.get("quant"):
+            from snncost.nn.quant import apply_quantization
+
+            apply_quantization(model, data["quant"])
         load_state_dict_checked(model, data["state_dict"], str(path))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
@@ -124,6 +152,10 @@ def load_model(path: str | Path) -> nn.Module:
 
 def load_state_dict_checked(model: nn.Module, state: dict, origin: str) -> None:
     """``load_state_dict`` with an error naming the origin and the first bad key."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(
+            f"{origin}: the weights (state_dict) are of type {type(state).__name__}, not a mapping of tensors"
+        )
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -133,6 +165,12 @@ def load_state_dict_checked(model: nn.Module, state: dict, origin: str) -> None:
             f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
         )
     for k, v in own.items():
+        if not isinstance(state[k], torch.Tensor):
+            raise CheckpointError(f"{origin}: {k} is of type {type(state[k]).__name__}, not a tensor")
+        if not torch.can_cast(state[k].dtype, v.dtype):
+            raise CheckpointError(
+                f"{origin}: {k} has dtype {state[k].dtype}, which does not convert to the model's {v.dtype}"
+            )
         if tuple(v.shape) != tuple(state[k].shape):
             raise CheckpointError(
                 f"{origin}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"

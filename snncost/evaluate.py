@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,26 @@ def _is_path(x: Any) -> bool:
     return isinstance(x, str | Path)
 
 
-def _load_model(model: Any) -> tuple[nn.Module, str | None]:
-    """``(module, default name)`` from a module or a checkpoint path."""
+def _is_nir(model: Any) -> bool:
+    """A ``nir.NIRGraph`` or the path of a NIR file (``.nir``, ``.h5``, ``.hdf5``)."""
+    if _is_path(model):
+        return Path(model).suffix.lower() in (".nir", ".h5", ".hdf5")
+    nir = sys.modules.get("nir")  # a NIRGraph object means nir is already imported
+    return nir is not None and isinstance(model, getattr(nir, "NIRGraph", ()))
+
+
+def _load_model(model: Any, timesteps: int | None = None) -> tuple[nn.Module, str | None]:
+    """``(module, default name)`` from a module, a checkpoint path, or a NIR graph/file.
+
+    A NIR graph is imported (:func:`snncost.interop.nir.from_nir`, ``timesteps``
+    needed when the graph does not store it) and rebuilt as snncost layers
+    (:func:`~snncost.interop.nir.graph_to_module`), whose LayerGraph is the
+    imported one; the equivalent-ANN baseline then comes from that graph.
+    """
+    if _is_nir(model):
+        from snncost.interop.nir import module_from_nir
+
+        return module_from_nir(model, timesteps)
     if _is_path(model):
         from snncost.checkpoint import load_model
 
@@ -62,7 +80,8 @@ def _load_model(model: Any) -> tuple[nn.Module, str | None]:
     if isinstance(model, nn.Module):
         return model, None
     raise TypeError(
-        f"model must be a torch nn.Module or a checkpoint path, got {type(model).__name__}"
+        "model must be a torch nn.Module, a checkpoint path, a nir.NIRGraph or a .nir file, "
+        f"got {type(model).__name__}"
     )
 
 
@@ -85,14 +104,43 @@ def _model_name(model: nn.Module) -> str:
 def _as_tensor(x: Any, what: str) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.detach().cpu()
-    if isinstance(x, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(x))
     if isinstance(x, list | tuple) and x and all(isinstance(v, torch.Tensor) for v in x):
+        shapes = {tuple(v.shape) for v in x}
+        if len(shapes) > 1:
+            raise ValueError(f"{what}: tensors of different shapes {sorted(shapes)[:3]} cannot be batched")
         return torch.stack([v.detach().cpu() for v in x])
+    if x is None:
+        raise TypeError(f"{what} is None")
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # ragged nested lists, ...
+            raise TypeError(f"{what}: cannot turn a {type(x).__name__} into a tensor ({exc})") from None
+    if x.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{what}: dtype {x.dtype} is not numeric (expected numbers: float, int or bool)"
+        )
     try:
-        return torch.as_tensor(np.asarray(x))
-    except Exception as exc:
-        raise TypeError(f"{what}: cannot turn a {type(x).__name__} into a tensor") from exc
+        return torch.from_numpy(np.ascontiguousarray(x))
+    except Exception as exc:  # e.g. numpy dtypes torch lacks (uint32 on old torch, float128)
+        raise TypeError(f"{what}: cannot turn a {x.dtype} array into a tensor ({exc})") from None
+
+
+def _check_real(t: torch.Tensor, what: str) -> None:
+    if t.is_complex():
+        raise TypeError(f"{what} has dtype {t.dtype}; expected real numbers (float, int or bool)")
+
+
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    """Reject NaN/inf (also values beyond the float32 range), naming the first bad sample."""
+    if t.is_floating_point():
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            first = int(bad.reshape(len(t), -1).any(1).nonzero()[0]) if t.dim() and len(t) else 0
+            raise ValueError(
+                f"{what} has {int(bad.sum())} non-finite values (NaN, inf or beyond the float32 "
+                f"range), the first in sample {first}"
+            )
 
 
 def _split_item(item: Any) -> tuple[Any, Any]:
@@ -116,8 +164,12 @@ class _Data:
 
 
 def _resolve_data(data: Any, input_shape: tuple[int, ...], max_samples: int, seed: int) -> _Data:
-    if max_samples is not None and max_samples < 1:
-        raise ValueError(f"max_samples must be >= 1, got {max_samples}")
+    if max_samples is not None and (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, int | np.integer)
+        or max_samples < 1
+    ):
+        raise ValueError(f"max_samples must be an integer >= 1, got {max_samples!r}")
     limit = max_samples if max_samples is not None else math.inf
     if data is None:
         n = int(min(limit, SYNTHETIC_SAMPLES))
@@ -126,6 +178,12 @@ def _resolve_data(data: Any, input_shape: tuple[int, ...], max_samples: int, see
         return _Data(x, None, f"synthetic Gaussian N(0, 1) inputs, seed {seed}", True)
 
     y: Any = None
+    if isinstance(data, str | bytes | Mapping):
+        raise TypeError(
+            "data must be a tensor [B, C, H, W], an (x, y) pair, a torch Dataset or DataLoader, "
+            f"or None; got a {type(data).__name__}"
+            + (" (pass (data['x'], data['y']) for a dict)" if isinstance(data, Mapping) else "")
+        )
     if isinstance(data, torch.Tensor | np.ndarray):
         x, desc = data, "tensor"
     elif isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], int | float):
@@ -145,6 +203,9 @@ def _resolve_data(data: Any, input_shape: tuple[int, ...], max_samples: int, see
                 break
         if not xs:
             raise ValueError("the DataLoader yielded no batches")
+        shapes = {tuple(b.shape[1:]) for b in xs}
+        if len(shapes) > 1:
+            raise ValueError(f"the DataLoader's batches have different sample shapes {sorted(shapes)[:3]}")
         x = torch.cat(xs)
         y = torch.cat(ys) if ys and len(ys) == len(xs) else None
         desc = f"DataLoader over {type(data.dataset).__name__}"
@@ -153,9 +214,25 @@ def _resolve_data(data: Any, input_shape: tuple[int, ...], max_samples: int, see
         if n == 0:
             raise ValueError("the dataset is empty")
         items = [_split_item(data[i]) for i in range(n)]
-        x = torch.stack([_as_tensor(ix, "dataset item") for ix, _ in items])
+        xs = [_as_tensor(ix, f"dataset item {i}") for i, (ix, _) in enumerate(items)]
+        for i, xi in enumerate(xs):
+            if xi.shape != xs[0].shape:
+                raise ValueError(
+                    f"dataset item {i} has shape {tuple(xi.shape)}, item 0 has {tuple(xs[0].shape)}"
+                )
+        x = torch.stack(xs)
         labels = [iy for _, iy in items]
-        y = None if any(v is None for v in labels) else torch.as_tensor([int(v) for v in labels])
+        y = None
+        if not any(v is None for v in labels):
+            ys = []
+            for i, v in enumerate(labels):
+                t = _as_tensor(v, f"dataset item {i} label")
+                if t.numel() != 1:
+                    raise ValueError(
+                        f"dataset item {i}: the label must be one class index, got shape {tuple(t.shape)}"
+                    )
+                ys.append(t.reshape(1))
+            y = torch.cat(ys)
         desc = f"{type(data).__name__} ({len(data)} items)"
     else:
         raise TypeError(
@@ -163,7 +240,10 @@ def _resolve_data(data: Any, input_shape: tuple[int, ...], max_samples: int, see
             f"or None; got {type(data).__name__}"
         )
 
-    x = _as_tensor(x, "data").float()
+    x = _as_tensor(x, "data")
+    _check_real(x, "data")
+    x = x.float()
+    _check_finite(x, "data")
     if tuple(x.shape[1:]) != tuple(input_shape) or x.dim() != len(input_shape) + 1:
         expected = "[B, " + ", ".join(str(s) for s in input_shape) + "]"
         raise ValueError(
@@ -173,7 +253,13 @@ def _resolve_data(data: Any, input_shape: tuple[int, ...], max_samples: int, see
     if len(x) == 0:
         raise ValueError("data is empty (0 samples)")
     if y is not None:
-        y = _as_tensor(y, "labels").reshape(-1).long()
+        y = _as_tensor(y, "labels").reshape(-1)
+        _check_real(y, "labels")
+        _check_finite(y, "labels")
+        if y.is_floating_point() and bool((y != y.round()).any()):
+            i = int((y != y.round()).nonzero()[0])
+            raise ValueError(f"labels must be integer class indices; label {i} is {float(y[i])}")
+        y = y.long()
         if len(y) != len(x):
             raise ValueError(f"data has {len(x)} inputs but {len(y)} labels")
     if len(x) > limit:
@@ -213,6 +299,17 @@ def _accuracy(logits: Any, y: torch.Tensor | None) -> float | None:
     return float((logits.argmax(1) == y.numpy()).mean())
 
 
+def _weight_format(graph: Any) -> str:
+    """``"32-bit float"``, ``"int8 weights"`` or e.g. ``"int4/int8 weights"`` (mixed)."""
+    kinds = {(n.number_format, int(n.weight_bits)) for n in graph.weight_layers()}
+    if all(fmt == "float" and bits == 32 for fmt, bits in kinds):
+        return "32-bit float"
+    text = "/".join(
+        f"int{bits}" if fmt == "int" else f"fp{bits}" for fmt, bits in sorted(kinds, key=lambda k: k[1])
+    )
+    return f"{text} weights, 32-bit activations"
+
+
 def _replay(
     model: Any,
     data: Any = None,
@@ -228,7 +325,7 @@ def _replay(
     from snncost.graph import build_graph
     from snncost.sim import ann_counts, simulate
 
-    module, default_name = _load_model(model)
+    module, default_name = _load_model(model, timesteps)
     if not _has_lif(module):
         raise ValueError(
             "model has no spiking (snncost.nn.LIF) layers: evaluate() costs an SNN; "
@@ -287,8 +384,9 @@ def _replay(
 
     ann_acc = None
     if baseline is None:
-        ann = ann_counts(graph, shape, batch_size=1, activation_bits=32, weight_bits=32)
-        baseline_desc = "equivalent ANN (same graph, ReLU, 32-bit float)"
+        # the ANN keeps the SNN's weights: fp32, or k-bit integers for a quantized model
+        ann = ann_counts(graph, shape, batch_size=1, activation_bits=32, weight_bits=None)
+        baseline_desc = f"equivalent ANN (same graph, ReLU, {_weight_format(graph)})"
     else:
         base_module, base_name = _load_model(baseline)
         if _has_lif(base_module):
@@ -355,8 +453,10 @@ def evaluate(
     model
         An SNN built from :mod:`snncost.nn` neurons and torch layers (e.g.
         :func:`snncost.models.build_snn`, or a hand-built
-        :class:`~snncost.nn.SpikingSequential` starting with an encoder), or
-        the path of a checkpoint (:func:`snncost.checkpoint.load_model`).
+        :class:`~snncost.nn.SpikingSequential` starting with an encoder), the
+        path of a checkpoint (:func:`snncost.checkpoint.load_model`), or a
+        ``nir.NIRGraph`` / NIR file (``.nir``, ``.h5``, ``.hdf5``), imported
+        with :func:`snncost.interop.nir.from_nir` (see ``docs/nir.md``).
     profile
         A built-in profile name (:func:`snncost.available_profiles`), a YAML
         path, or a :class:`~snncost.hardware.HardwareProfile`.
@@ -370,8 +470,10 @@ def evaluate(
         Replay with this ``T`` instead of the model's own.
     baseline
         ``None``: the equivalent ANN of the same graph (ReLU instead of LIF,
-        dense MACs at 32-bit float). Or an ANN module / checkpoint (e.g. the
-        unpruned ANN), counted with :func:`snncost.sim.ann_counts`.
+        dense MACs with the SNN's weights: 32-bit float, or the k-bit
+        integer weights of a quantized model; 32-bit activations). Or an ANN
+        module / checkpoint (e.g. the unpruned ANN), counted with
+        :func:`snncost.sim.ann_counts`.
     input_shape
         Per-sample shape ``(C, H, W)`` when the model has no ``input_shape``.
     verify

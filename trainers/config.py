@@ -187,7 +187,7 @@ def _short_repr(value: Any, limit: int = 80) -> str:
     try:
         shown = repr(value)
     except Exception:  # noqa: BLE001 - repr of user data must not break the error message
-        return f"a {type(value).__name__}"
+        return f"<{type(value).__name__} too large to print>"
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
@@ -256,6 +256,32 @@ def resolve_config(
         raise ConfigError(_format_validation_error(exc, origin)) from None
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` whose unconvertible scalars are YAML errors with a line number.
+
+    PyYAML raises a bare ``ValueError`` for e.g. the date ``2020-13-45`` or an
+    integer of more than 4300 digits.
+    """
+
+
+def _guarded(constructor: Any) -> Any:
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        try:
+            return constructor(loader, node)
+        except (ValueError, OverflowError) as exc:
+            shown = _short_repr(str(node.value), 40)
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot convert {shown} ({exc})", node.start_mark
+            ) from None
+
+    return construct
+
+
+for _tag in ("int", "float", "timestamp"):
+    _full = f"tag:yaml.org,2002:{_tag}"
+    _ConfigLoader.add_constructor(_full, _guarded(yaml.SafeLoader.yaml_constructors[_full]))
+
+
 def load_yaml_mapping(path: str | Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file."""
     path = Path(path)
@@ -274,7 +300,7 @@ def load_yaml_mapping(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

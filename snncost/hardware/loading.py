@@ -43,9 +43,14 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     seen: set[Any] = set()
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE_TAG:  # ``<<: *anchor``: merged keys may be overridden
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             duplicate = key in seen
@@ -60,6 +65,33 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _guarded(constructor: Any) -> Any:
+    """Wrap a scalar constructor so a value Python cannot convert is a YAML error with its line.
+
+    PyYAML raises a bare ``ValueError`` for e.g. the date ``2020-13-45`` or an
+    integer of more than 4300 digits.
+    """
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        try:
+            return constructor(loader, node)
+        except (ValueError, OverflowError) as exc:
+            shown = str(node.value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot convert {shown!r} ({exc})", node.start_mark
+            ) from None
+
+    return construct
+
+
+for _tag in ("int", "float", "timestamp"):
+    _full_tag = f"tag:yaml.org,2002:{_tag}"
+    _UniqueKeyLoader.add_constructor(
+        _full_tag, _guarded(yaml.SafeLoader.yaml_constructors[_full_tag])
+    )
 
 
 def _builtin_dir():
@@ -96,6 +128,15 @@ def _loc_to_str(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
+def _short_repr(value: Any, limit: int = 60) -> str | None:
+    """``repr(value)`` when it is short, else None (also when repr fails, e.g. a huge int)."""
+    try:
+        shown = repr(value)
+    except Exception:  # noqa: BLE001 - repr of user data must not break the error message
+        return None
+    return shown if len(shown) <= limit else None
+
+
 def format_validation_error(exc: ValidationError) -> str:
     """One line: ``field.path: message (got value)`` per error, joined by ``'; '``."""
     items = []
@@ -110,8 +151,8 @@ def format_validation_error(exc: ValidationError) -> str:
             msg = "missing required field"
         text = f"{loc}: {msg}" if loc else msg
         if err.get("type") not in ("missing", "extra_forbidden", "value_error") and "input" in err:
-            shown = repr(err["input"])
-            if len(shown) <= 60:
+            shown = _short_repr(err["input"])
+            if shown is not None:
                 text += f" (got {shown})"
         items.append(text)
     return "; ".join(items).replace("\n", " ")
@@ -125,6 +166,8 @@ def _parse(text: str, origin: str) -> HardwareProfile:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         raise ProfileError(f"{origin}: malformed YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ProfileError(f"{origin}: malformed YAML: nested too deeply") from None
     if data is None:
         raise ProfileError(f"{origin}: empty file (expected a mapping of profile fields)")
     if not isinstance(data, dict):
@@ -142,16 +185,24 @@ def _parse(text: str, origin: str) -> HardwareProfile:
 def load_profile_file(path: str | Path) -> HardwareProfile:
     """Read and validate the YAML file at ``path``; every failure is a one-line ProfileError."""
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ProfileError(f"{path}: cannot access: {exc.strerror or exc}") from None
+    if not exists:
         raise ProfileError(
             f"{path}: file not found (built-in profiles: {', '.join(available_profiles())})"
         )
-    if path.is_dir():
+    if is_dir:
         raise ProfileError(f"{path}: is a directory, not a YAML file")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path}: cannot read file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason})"
+        ) from None
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read file: {exc.strerror or exc}") from None
     return _parse(text, str(path))
 
 
@@ -190,9 +241,14 @@ def load_profile(name_or_path: str | Path | HardwareProfile = DEFAULT_PROFILE) -
     available = available_profiles()
     if name_or_path in available:
         return _load_builtin(name_or_path)
-    if _looks_like_path(name_or_path) or Path(name_or_path).is_file():
+    try:
+        is_file = Path(name_or_path).is_file()
+    except OSError:  # e.g. a name too long to be a path: treat it as a profile name
+        is_file = False
+    if _looks_like_path(name_or_path) or is_file:
         return load_profile_file(name_or_path)
+    shown = name_or_path if len(name_or_path) <= 60 else name_or_path[:57] + "..."
     raise ProfileError(
-        f"unknown hardware profile {name_or_path!r}; available: {', '.join(available)} "
+        f"unknown hardware profile {shown!r}; available: {', '.join(available)} "
         "(or pass the path of a YAML file)"
     )

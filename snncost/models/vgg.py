@@ -199,6 +199,7 @@ def build_snn(spec: VGGSpec, neurons: NeuronConfig | None = None) -> sn.SpikingS
     )
     _init_weights(model)
     _describe(model, spec)
+    model.neurons = neurons
     return model
 
 
