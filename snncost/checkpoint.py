@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -29,13 +30,54 @@ class CheckpointError(ValueError):
     """A file that is not a usable snncost checkpoint (message names the file)."""
 
 
+# ---------------------------------------------------------------- fault injection (tests only)
+#: Fault-injection hook for the crash-safety tests (``tests/test_crash_safety.py``):
+#: with the environment variable ``SNNCOST_CRASH_AT`` set, the process kills
+#: itself with SIGKILL (as a power cut or the OOM killer would, no clean-up)
+#: at one named point:
+#:
+#: - ``write:<file name>:<n>``: the n-th atomic write (in this process) to a
+#:   file of that name, after half of its bytes reached the temporary file,
+#:   before the rename;
+#: - ``batch:<stage>:<epoch>:<batch>``: after that training batch's optimiser
+#:   step (epochs and batches count from 1), see :func:`trainers.engine.train_epoch`;
+#: - ``after:<stage>``: once the stage's finished checkpoint and metrics are
+#:   written, before the next stage starts (:meth:`trainers.context.Context.finish`).
+#:
+#: Read once, at import; unset (always, outside those tests) every check is
+#: one comparison with ``None``.
+CRASH_AT: str | None = os.environ.get("SNNCOST_CRASH_AT") or None
+_writes: dict[str, int] = {}
+
+
+def crash_point(point: str) -> None:
+    """Fault-injection hook: SIGKILL this process if ``SNNCOST_CRASH_AT`` names ``point``."""
+    if CRASH_AT is not None and point == CRASH_AT:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def _crash_mid_write(name: str) -> bool:
+    _writes[name] = _writes.get(name, 0) + 1
+    return CRASH_AT == f"write:{name}:{_writes[name]}"
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename).
+
+    The temporary file is ``.<name>.<random>.tmp`` in the same directory; a
+    process killed mid-write leaves it behind (``trainers.rundir`` removes
+    such files when a run directory is opened).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if CRASH_AT is not None and _crash_mid_write(path.name):
+                fh.write(data[: len(data) // 2])
+                fh.flush()
+                os.fsync(fh.fileno())
+                crash_point(CRASH_AT)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -55,6 +97,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_savefig(fig: Any, path: str | Path, **kwargs: Any) -> None:
+    """``fig.savefig(path, **kwargs)``, written atomically (format from the suffix, default png)."""
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=kwargs.pop("format", None) or path.suffix.lstrip(".") or "png", **kwargs)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

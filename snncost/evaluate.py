@@ -325,6 +325,8 @@ def _replay(
     from snncost.graph import build_graph
     from snncost.sim import ann_counts, simulate
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     module, default_name = _load_model(model, timesteps)
     if not _has_lif(module):
         raise ValueError(

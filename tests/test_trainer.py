@@ -17,7 +17,7 @@ from trainers.run import main
 
 FAST = [
     "ann.epochs=2", "snn.epochs=2", "snn.timesteps=4", "convert.batches=2", "progress=false",
-    "spatial.epochs=1", "temporal.schedule=[4,2]", "temporal.epochs=1", "quantize.sweep=[8,4]",
+    "spatial.epochs=1", "spatial.ann_epochs=2", "temporal.schedule=[4,2]", "temporal.epochs=1", "quantize.sweep=[8,4]",
     "evaluate.samples=64", "evaluate.noise_stds=[0,0.2]",
 ]  # fmt: skip
 
@@ -54,7 +54,7 @@ def test_default_run_end_to_end(runs_dir, capsys):
     assert "test acc" in out and "snn" in out
     records = [json.loads(x) for x in open(f"{runs_dir}/e2e/metrics.jsonl")]
     stages = list(dict.fromkeys(r["stage"] for r in records))
-    assert stages == ["ann", "convert", "snn", "spatial", "temporal-T4", "temporal-T2", "temporal", "quantize"]
+    assert stages == ["ann", "convert", "snn", "spatial-ann", "spatial", "temporal-T4", "temporal-T2", "temporal", "quantize"]
     for name in ("ann", "convert", "snn", "spatial", "temporal", "quantize"):
         assert open(f"{runs_dir}/e2e/checkpoints/{name}.pt", "rb").read(2) == b"PK"
     run = f"{runs_dir}/e2e"

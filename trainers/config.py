@@ -8,6 +8,7 @@ the run directory so a re-run can check it is resuming the same run.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -17,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from snncost.models import CFGS
 from snncost.nn import SURROGATES
 from trainers.presets import PRESETS
+
+#: a run name is one directory under runs_dir: no separators, no "..", no hidden or empty name
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]{0,254}")
 
 STAGES = ("ann", "convert", "snn", "spatial", "temporal", "quantize", "evaluate")
 Stage = Literal["ann", "convert", "snn", "spatial", "temporal", "quantize", "evaluate"]
@@ -100,7 +104,9 @@ class SpatialConfig(_Section):
     threshold: float = Field(0.999, gt=0, le=1, description="cumulative explained variance kept per layer")
     overrides: dict[str, int | float] = Field({}, description="per-layer threshold (<=1) or fixed width (>1), by layer name")
     batches: int = Field(8, gt=0, description="training batches whose membrane potentials feed the PCA")
-    init: Literal["warm", "scratch"] = "warm"
+    init: Literal["scratch", "warm"] = Field(
+        "scratch", description="scratch: train the narrow ANN, convert, BPTT (the paper); warm: keep the wide SNN's top channels"
+    )
     epochs: int | None = Field(None, ge=0, description="SNN retraining epochs (default snn.epochs)")
     ann_epochs: int | None = Field(None, ge=0, description="init=scratch: ANN epochs (default ann.epochs)")
 
@@ -141,8 +147,8 @@ class EvaluateConfig(_Section):
 
 
 class RunConfig(_Section):
-    name: str = "digits"
-    seed: int = 0
+    name: str = Field("digits", description="run directory name under runs_dir (letters, digits, - _ . +)")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runs_dir: str = "runs"
     progress: bool = True
@@ -156,6 +162,16 @@ class RunConfig(_Section):
     temporal: TemporalConfig = TemporalConfig()
     quantize: QuantizeConfig = QuantizeConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not _SAFE_NAME.fullmatch(v):
+            raise ValueError(
+                "must be a plain directory name of at most 255 characters: letters, digits, '-', '_', '.', '+', "
+                "not starting with '.'"
+            )
+        return v
 
     @field_validator("stages")
     @classmethod

@@ -16,12 +16,25 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from snncost.checkpoint import CheckpointError, load_state_dict_checked, model_record, rebuild_model
+from snncost import checkpoint as _ckpt
+from snncost.checkpoint import (
+    CheckpointError,
+    crash_point,
+    load_state_dict_checked,
+    model_record,
+    rebuild_model,
+)
 from snncost.models import NeuronConfig, VGGSpec, spiking_layers
 from trainers import distributed as dist
 from trainers.config import OptimConfig, RunConfig
 from trainers.data import BatchLoader, DataBundle
-from trainers.engine import evaluate, make_optimizer, make_scheduler, train_epoch
+from trainers.engine import (
+    NonFiniteLossError,
+    evaluate,
+    make_optimizer,
+    make_scheduler,
+    train_epoch,
+)
 from trainers.rundir import RunDir
 
 
@@ -100,6 +113,7 @@ class Context:
             self.run.save_finished(stage, {**record_of(model), "metrics": metrics, **extra}, history)
         dist.barrier()
         self.models[stage], self.results[stage] = model, metrics
+        crash_point(f"after:{stage}")  # fault-injection hook of the crash-safety tests (no-op unless set)
 
 
 def record_of(model: nn.Module) -> dict:
@@ -210,7 +224,13 @@ def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, e
         t0 = time.perf_counter()
         train_loader.set_epoch(epoch)
         lr = opt.param_groups[0]["lr"]
-        tr = train_epoch(trained, train_loader, opt, f"{stage} {epoch + 1}/{ocfg.epochs}", show)
+        crash_tag = f"batch:{stage}:{epoch + 1}" if _ckpt.CRASH_AT is not None else None
+        try:
+            tr = train_epoch(trained, train_loader, opt, f"{stage} {epoch + 1}/{ocfg.epochs}", show, crash_tag=crash_tag)
+        except NonFiniteLossError as exc:
+            last = ctx.run.progress_file(stage)
+            kept = f"the last good checkpoint {last} (epoch {epoch}) is kept" if epoch > 0 else "no epoch of it was saved"
+            raise NonFiniteLossError(f"stage {stage!r} stopped: {exc}; {kept}") from None
         tr = dist.mean_over_ranks(tr, 1.0)  # equal shards: the plain mean is the global one
         sched.step()
         ev = evaluate(model, test_loader, f"{stage} eval", show)

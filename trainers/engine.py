@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from snncost.checkpoint import crash_point
 from snncost.models import spiking_layers
 from trainers.config import OptimConfig
 from trainers.data import BatchLoader
@@ -41,16 +42,22 @@ def train_epoch(
     opt: torch.optim.Optimizer,
     desc: str = "train",
     progress: bool = True,
+    crash_tag: str | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss and accuracy."""
+    """One pass over ``loader``; returns mean loss and accuracy.
+
+    ``crash_tag`` (e.g. ``"batch:snn:2"``) is only for the fault-injection
+    hook of the crash-safety tests (:func:`snncost.checkpoint.crash_point`):
+    after batch ``n``'s step the point ``"<crash_tag>:<n>"`` is checked.
+    """
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
     bar = tqdm(loader, desc=desc, leave=False, disable=None if progress else True, unit="batch")
-    for x, y in bar:
+    for batch, (x, y) in enumerate(bar, 1):
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
         if not math.isfinite(loss.item()):
-            raise NonFiniteLossError(f"{desc}: loss became {loss.item()} (lower the learning rate?)")
+            raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at batch {batch} (lower the learning rate?)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -58,6 +65,8 @@ def train_epoch(
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        if crash_tag is not None:
+            crash_point(f"{crash_tag}:{batch}")
     return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
 
 

@@ -39,6 +39,8 @@ def run_pipeline(cfg: RunConfig) -> Context:
     )
     for stage in cfg.stages:
         STAGE_FUNCS[stage](ctx)
+    if dist.is_main():
+        run.sync_metrics()  # a run killed between a checkpoint and its metrics left them behind
     return ctx
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from snncost.checkpoint import atomic_savefig
 from trainers.data import BatchLoader
 
 
@@ -56,5 +57,5 @@ def plot_robustness(table: dict[str, dict[float, float]], path=None):
     ax.legend()
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=150)
+        atomic_savefig(fig, path, dpi=150)
     return fig

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. runs_dir is a file, a read-only or full disk: one line naming the path
+        print(f"error: {_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: re-run the same command to resume", file=sys.stderr)
         return 130
@@ -61,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_table(ctx))
     print(f"\nrun directory: {ctx.run.path}  ({time.perf_counter() - t0:.0f}s)")
     return 0
+
+
+def _os_error(exc: OSError) -> str:
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    what = exc.strerror or str(exc) or type(exc).__name__
+    return f"{' -> '.join(map(str, paths))}: {what}" if paths else f"{type(exc).__name__}: {what}"
 
 
 if __name__ == "__main__":

@@ -81,5 +81,7 @@ def plot_explained_variance(plan: SpatialPlan, path: str | Path | None = None) -
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+        from snncost.checkpoint import atomic_savefig
+
+        atomic_savefig(fig, path, dpi=150)
     return fig

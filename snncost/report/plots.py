@@ -34,7 +34,9 @@ def _save(fig: Figure, path: str | Path | None) -> None:
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150)
+        from snncost.checkpoint import atomic_savefig
+
+        atomic_savefig(fig, path, dpi=150)
 
 
 def plot_report(report: CostReport, path: str | Path | None = None) -> Figure:

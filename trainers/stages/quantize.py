@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 
+import torch
+
 from snncost.nn import quantize_model
 from trainers.context import Context, train_stage
 from trainers.engine import evaluate
@@ -33,6 +35,7 @@ def stage_quantize(ctx: Context) -> None:
     history = [{"stage": "quantize", "epoch": 0, **r} for r in rows]
     if cfg.qat_epochs > 0:
         ocfg = ctx.cfg.snn.model_copy(update={"epochs": cfg.qat_epochs, "lr": cfg.qat_lr})
+        torch.manual_seed(ctx.cfg.seed + 5)  # independent of what ran before in this process
         metrics, qat_history = train_stage(ctx, "quantize-qat", model, ocfg, {"bits": cfg.bits})
         history += qat_history
     else:

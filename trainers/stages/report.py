@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import snncost
-from snncost.checkpoint import CheckpointError, atomic_write_text
+from snncost.checkpoint import CheckpointError, atomic_savefig, atomic_write_text
 from trainers import distributed as dist
 from trainers.context import Context, weight_count
 from trainers.robustness import plot_robustness, robustness_table
@@ -259,7 +259,7 @@ def _plot_accuracy_energy(ctx: Context, results: dict) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3, which="both")
         fig.tight_layout()
-        fig.savefig(ctx.run.path / "accuracy_energy.png", dpi=150)
+        atomic_savefig(fig, ctx.run.path / "accuracy_energy.png", dpi=150)
         plt.close(fig)
     except Exception as exc:  # a plot must never cost the numbers
         ctx.say(f"[evaluate] accuracy-energy plot skipped: {exc}")

@@ -59,6 +59,7 @@ def _from_scratch(ctx: Context, spec, neurons):
             ocfg = ocfg.model_copy(update={"epochs": ctx.cfg.spatial.ann_epochs})
         metrics, history = train_stage(ctx, "spatial-ann", ann, ocfg)
         ctx.finish("spatial-ann", ann, metrics, history)
+    torch.manual_seed(ctx.cfg.seed + 4)  # the same state whether spatial-ann was trained or restored
     snn = build_snn(spec, neurons).to(ctx.device)
     convert(ann, snn, ctx.loader("train", shuffle=True), ctx.cfg.convert.percentile, ctx.cfg.convert.batches)
     return snn

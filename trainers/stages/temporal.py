@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 
+import torch
+
 from trainers.context import Context, train_stage
 
 
@@ -44,6 +46,7 @@ def stage_temporal(ctx: Context) -> None:
         if model is None:
             model = copy.deepcopy(prev)
             model.timesteps = t
+            torch.manual_seed(ctx.cfg.seed + 1000 + t)  # the same dropout draws whether or not the run was resumed
             metrics, history = train_stage(ctx, name, model, ocfg, {"timesteps": t})
             ctx.finish(name, model, metrics, history)
         metrics = ctx.results[name]
