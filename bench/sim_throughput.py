@@ -65,7 +65,7 @@ def median_time(fn, repeats: int) -> float:
 def calibrate(model: nn.Module, x: torch.Tensor, target: float) -> list[float]:
     """Set every LIF threshold (in forward order) so its mean spike rate is ``target``."""
     rates = []
-    for name, lif in spiking_layers(model):
+    for _name, lif in spiking_layers(model):
         captured = {}
         h = lif.register_forward_hook(lambda _m, inp, _o: captured.__setitem__("i", inp[0].detach()))
         with torch.no_grad():
@@ -167,7 +167,7 @@ def bound_kernel_time(plan, synops_per_layer: list[int], repeats: int, rng) -> t
     """Single-core time to stream the same number of weight columns per layer (random events)."""
     work = []
     total = 0
-    for st, syn in zip(plan, synops_per_layer):
+    for st, syn in zip(plan, synops_per_layer, strict=False):
         if syn == 0:
             continue
         (c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo) = st.geom

@@ -93,7 +93,7 @@ def copy_weights(src: nn.Module, dst: nn.Module) -> None:
     dst_w = [m for m in dst.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert len(src_w) == len(dst_w), (len(src_w), len(dst_w))
     with torch.no_grad():
-        for a, b in zip(src_w, dst_w):
+        for a, b in zip(src_w, dst_w, strict=False):
             b.weight.copy_(a.weight)
 
 
@@ -246,8 +246,9 @@ def main(argv: list[str] | None = None) -> float:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {platform.processor() or platform.machine()}")
     print(f"snntorch {snntorch.__version__}", end="")
     try:
-        import spikingjelly  # noqa: F401
         from importlib.metadata import version
+
+        import spikingjelly  # noqa: F401
 
         sj_version = version("spikingjelly")
         print(f", spikingjelly {sj_version}")

@@ -30,7 +30,7 @@ def test_loader_is_deterministic_per_epoch_and_shards():
     a, b = mk(), mk()
     a.set_epoch(2)
     b.set_epoch(2)
-    for (xa, ya), (xb, yb) in zip(a, b):
+    for (xa, ya), (xb, yb) in zip(a, b, strict=False):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     shards = [mk(rank=r, world=2) for r in range(2)]
     seen = torch.cat([y for s in shards for _, y in s])

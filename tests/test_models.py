@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from snncost.models import CFGS, NeuronConfig, VGGSpec, build_ann, build_snn, transfer_weights, weight_layers
+from snncost.models import (
+    CFGS,
+    NeuronConfig,
+    VGGSpec,
+    build_ann,
+    build_snn,
+    transfer_weights,
+    weight_layers,
+)
 
 
 @pytest.mark.parametrize("arch", ["vgg5", "vgg9", "vgg11", "vgg-tiny"])
@@ -25,7 +33,7 @@ def test_weight_transfer_round_trip():
     ann, snn, back = build_ann(spec), build_snn(spec), build_ann(spec)
     transfer_weights(ann, snn)
     transfer_weights(snn, back)
-    for (n1, a), (n2, b) in zip(weight_layers(ann), weight_layers(back)):
+    for (n1, a), (n2, b) in zip(weight_layers(ann), weight_layers(back), strict=False):
         assert n1 == n2
         assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from snncost.models import CFGS
 from snncost.nn import SURROGATES
+from snncost.yamlio import YAMLParseError, parse_yaml
 from trainers.presets import PRESETS
 
 #: a run name is one directory under runs_dir: no separators, no "..", no hidden or empty name
@@ -119,7 +120,7 @@ class TemporalConfig(_Section):
     @field_validator("schedule")
     @classmethod
     def _decreasing(cls, v: list[int]) -> list[int]:
-        if not v or any(t < 1 for t in v) or any(a <= b for a, b in zip(v, v[1:])):
+        if not v or any(t < 1 for t in v) or any(a <= b for a, b in zip(v, v[1:], strict=False)):
             raise ValueError(f"must be a non-empty, strictly decreasing list of T >= 1, got {v}")
         return v
 
@@ -144,6 +145,7 @@ class EvaluateConfig(_Section):
     profile: str = "45nm"
     samples: int = Field(256, gt=0, description="test images replayed by the simulator")
     noise_stds: list[float] = Field([0.0, 0.05, 0.1, 0.2, 0.3], description="Gaussian input noise levels ([] = skip)")
+    noise_samples: int | None = Field(2000, gt=0, description="test images for the noise table (None = all)")
 
 
 class RunConfig(_Section):
@@ -272,32 +274,6 @@ def resolve_config(
         raise ConfigError(_format_validation_error(exc, origin)) from None
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` whose unconvertible scalars are YAML errors with a line number.
-
-    PyYAML raises a bare ``ValueError`` for e.g. the date ``2020-13-45`` or an
-    integer of more than 4300 digits.
-    """
-
-
-def _guarded(constructor: Any) -> Any:
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-        try:
-            return constructor(loader, node)
-        except (ValueError, OverflowError) as exc:
-            shown = _short_repr(str(node.value), 40)
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot convert {shown} ({exc})", node.start_mark
-            ) from None
-
-    return construct
-
-
-for _tag in ("int", "float", "timestamp"):
-    _full = f"tag:yaml.org,2002:{_tag}"
-    _ConfigLoader.add_constructor(_full, _guarded(yaml.SafeLoader.yaml_constructors[_full]))
-
-
 def load_yaml_mapping(path: str | Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file."""
     path = Path(path)
@@ -316,16 +292,9 @@ def load_yaml_mapping(path: str | Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
     try:
-        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
-    except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot convert, e.g. 2020-13-45
-        raise ConfigError(f"{path}: not valid YAML: cannot convert a value ({exc})") from None
+        data = parse_yaml(text)
+    except YAMLParseError as exc:
+        raise ConfigError(f"{path}: not valid YAML{exc}") from None
     if data is None:
         raise ConfigError(f"{path}: the file is empty")
     if not isinstance(data, dict):

@@ -11,7 +11,7 @@ metrics with :meth:`Context.finish`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
@@ -151,17 +151,9 @@ def model_spec(cfg: RunConfig, data: DataBundle) -> VGGSpec:
 
 
 def neuron_config(cfg: RunConfig) -> NeuronConfig:
-    s = cfg.snn
-    return NeuronConfig(
-        timesteps=s.timesteps,
-        encoding=s.encoding,
-        leak=s.leak,
-        learn_threshold=s.learn_threshold,
-        learn_leak=s.learn_leak,
-        surrogate=s.surrogate,
-        slope=s.slope,
-        detach_reset=s.detach_reset,
-    )
+    """The SNN's neuron settings: every :class:`NeuronConfig` field that ``snn.*`` sets."""
+    shared = [f.name for f in fields(NeuronConfig) if f.name in type(cfg.snn).model_fields]
+    return NeuronConfig(**{name: getattr(cfg.snn, name) for name in shared})
 
 
 def resolve_device(name: str) -> torch.device:

@@ -51,8 +51,8 @@ def convert(
     for _name, lif in layers:
         currents: list[torch.Tensor] = []
 
-        def record(_m, inputs, _lif=lif):
-            currents.append(inputs[0].detach())
+        def record(_m, inputs, _currents=currents):
+            _currents.append(inputs[0].detach())
             raise _StopForward
 
         handle = lif.register_forward_pre_hook(record)

@@ -42,7 +42,7 @@ class LayerGraph:
                 raise ValueError(f"duplicate node name {node.name!r}")
             g.add_node(node.name, spec=node)
         if edges is None:
-            edges = [(a.name, b.name) for a, b in zip(nodes, nodes[1:])]
+            edges = [(a.name, b.name) for a, b in zip(nodes, nodes[1:], strict=False)]
         for a, b in edges:
             if a not in g or b not in g:
                 raise ValueError(f"edge {a!r} -> {b!r} names an unknown node")
@@ -137,7 +137,7 @@ class LayerGraph:
         right = {3}
 
         def fmt(row):
-            cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
             return "  ".join(cells).rstrip()
 
         lines = [fmt(header), "  ".join("-" * w for w in widths)]

@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from snncost.hardware.profile import HardwareProfile, ProfileError
+from snncost.yamlio import YAMLParseError, parse_yaml
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -37,61 +37,6 @@ __all__ = [
 DEFAULT_PROFILE = "45nm"
 _PACKAGE = "hwprofiles"
 _SUFFIXES = (".yaml", ".yml")
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
-
-
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == _MERGE_TAG:  # ``<<: *anchor``: merged keys may be overridden
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            duplicate = key in seen
-        except TypeError:  # unhashable key; let the base constructor report it
-            break
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _guarded(constructor: Any) -> Any:
-    """Wrap a scalar constructor so a value Python cannot convert is a YAML error with its line.
-
-    PyYAML raises a bare ``ValueError`` for e.g. the date ``2020-13-45`` or an
-    integer of more than 4300 digits.
-    """
-
-    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
-        try:
-            return constructor(loader, node)
-        except (ValueError, OverflowError) as exc:
-            shown = str(node.value)
-            shown = shown if len(shown) <= 40 else shown[:37] + "..."
-            raise yaml.constructor.ConstructorError(
-                None, None, f"cannot convert {shown!r} ({exc})", node.start_mark
-            ) from None
-
-    return construct
-
-
-for _tag in ("int", "float", "timestamp"):
-    _full_tag = f"tag:yaml.org,2002:{_tag}"
-    _UniqueKeyLoader.add_constructor(
-        _full_tag, _guarded(yaml.SafeLoader.yaml_constructors[_full_tag])
-    )
 
 
 def _builtin_dir():
@@ -160,14 +105,9 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def _parse(text: str, origin: str) -> HardwareProfile:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        raise ProfileError(f"{origin}: malformed YAML{where}: {problem}") from None
-    except RecursionError:
-        raise ProfileError(f"{origin}: malformed YAML: nested too deeply") from None
+        data = parse_yaml(text)
+    except YAMLParseError as exc:
+        raise ProfileError(f"{origin}: malformed YAML{exc}") from None
     if data is None:
         raise ProfileError(f"{origin}: empty file (expected a mapping of profile fields)")
     if not isinstance(data, dict):

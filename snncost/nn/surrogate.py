@@ -29,8 +29,8 @@ changes the width, not the total gradient mass.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

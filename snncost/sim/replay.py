@@ -351,7 +351,7 @@ def simulate(
             else:
                 logits_parts.append((acc_out / np.float32(T)).astype(np.float32))
 
-    layers = [_layer_counts(st, tot, T, B) for st, tot in zip(stages, totals)]
+    layers = [_layer_counts(st, tot, T, B) for st, tot in zip(stages, totals, strict=True)]
     logits = None
     if logits_parts:
         logits = np.concatenate(logits_parts, axis=0).reshape(B, *stages[-1].node.out_shape)

@@ -176,7 +176,11 @@ def _robustness(ctx: Context, ann: nn.Module | None, variants) -> dict[str, dict
     models[variants[0][0]] = variants[0][2]
     if len(variants) > 1:
         models[variants[-1][0]] = variants[-1][2]
-    table = robustness_table(models, ctx.loader("test"), stds, seed=ctx.cfg.seed)
+    loader = ctx.loader("test")
+    n = ctx.cfg.evaluate.noise_samples
+    if n is not None and n < len(ctx.data.test):  # a fixed stratified subset: same images for every model
+        loader.data = ctx.data.test.subset(n, ctx.cfg.seed + 7)
+    table = robustness_table(models, loader, stds, seed=ctx.cfg.seed)
     try:
         import matplotlib.pyplot as plt
 

@@ -15,7 +15,12 @@ import json
 import torch
 
 from snncost.checkpoint import atomic_write_text
-from snncost.compress import collect_membrane_stats, plan_spatial_pruning, plot_explained_variance, warm_start_weights
+from snncost.compress import (
+    collect_membrane_stats,
+    plan_spatial_pruning,
+    plot_explained_variance,
+    warm_start_weights,
+)
 from snncost.models import build_ann, build_snn
 from trainers import distributed as dist
 from trainers.context import Context, train_stage
