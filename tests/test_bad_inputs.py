@@ -381,6 +381,7 @@ def test_cli_report_output_is_written_atomically(checkpoint, tmp_path, monkeypat
     )
     assert main(args) == 0
     assert out.read_text().startswith("# Cost report")
+    renames = [r for r in renames if r[1].parent == tmp_path]  # numba's cache also renames files
     assert len(renames) == 1 and renames[0][1] == out and renames[0][0].parent == tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
 
