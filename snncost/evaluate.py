@@ -37,6 +37,7 @@ from snncost.report.cost_report import (
     fmt_energy,
     fmt_ratio,
     fmt_time,
+    latex_close_table,
     latex_escape,
 )
 from snncost.report.costing import cost_run
@@ -644,11 +645,7 @@ class ProfileComparison(BaseModel):
             )
         else:
             tex_caption = latex_escape(caption)
-        lines.append(r"\caption{" + tex_caption + "}")
-        if label:
-            lines.append(r"\label{" + latex_escape(label) + "}")
-        lines.append(r"\end{table}")
-        return "\n".join(lines) + "\n"
+        return latex_close_table(lines, tex_caption, label)
 
     def to_csv(self) -> str:
         """One CSV line per profile with the :class:`ProfileRow` fields (pJ, seconds)."""

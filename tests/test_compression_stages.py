@@ -61,3 +61,24 @@ def test_noise_accuracy_is_seeded_and_reproducible():
     c = noisy_accuracy(model, loader, [0.0, 0.5, 2.0], seed=4)
     assert a == b
     assert a[0.0] == c[0.0] and (a[0.5], a[2.0]) != (c[0.5], c[2.0])
+
+
+def test_quantization_aware_training_finishes_cleanly(runs_dir):
+    """QAT trains the int-k model in place: one set of metrics rows, no stray checkpoint."""
+    import json
+    from pathlib import Path
+
+    from snncost.nn import model_quantization
+
+    cfg = resolve_config(
+        overrides=[*TINY, f"runs_dir={runs_dir}", "stages=[ann,convert,snn,quantize]", "quantize.sweep=[8,4]",
+                   "quantize.bits=4", "quantize.qat_epochs=1"]  # fmt: skip
+    )
+    ctx = run_pipeline(cfg)
+    assert model_quantization(ctx.models["quantize"])["bits"] == 4
+    run = Path(runs_dir) / cfg.name
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    quant_rows = [r for r in rows if r["stage"].startswith("quantize")]
+    assert {r["stage"] for r in quant_rows} == {"quantize"}
+    assert [r["epoch"] for r in quant_rows] == [0, 0, 0, 1]  # float, int8, int4, then one QAT epoch
+    assert not (run / "checkpoints" / "quantize-last.pt").exists()

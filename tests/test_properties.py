@@ -26,7 +26,6 @@ from the printed spec.
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -44,9 +43,6 @@ from snncost.hardware import available_profiles, load_profile
 from snncost.report.costing import SUMMED_FIELDS, cost_run
 from snncost.sim import ann_counts, simulate, verify_against_torch
 from snncost.sim.counts import LayerCounts, RunCounts
-
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
-torch.set_num_threads(1)
 
 PROPS = settings(
     max_examples=80,

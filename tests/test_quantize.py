@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -47,6 +47,7 @@ def test_quantize_tensor_hand_computed():
     magnitude=st.sampled_from([1e-6, 1e-2, 1.0, 1e3]),
     zero_rows=st.booleans(),
 )
+@example(shape=[4, 5], bits=16, per_channel=True, seed=5996, magnitude=0.01, zero_rows=False)  # float32 rounding
 def test_quantize_tensor_round_trip(shape, bits, per_channel, seed, magnitude, zero_rows):
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(shape, generator=gen) * magnitude
@@ -60,7 +61,8 @@ def test_quantize_tensor_round_trip(shape, bits, per_channel, seed, magnitude, z
     assert bool((scale > 0).all())
     s = scale.reshape(-1, *[1] * (w.dim() - 1)) if per_channel else scale
     err = (codes.double() * s.double() - w.double()).abs()
-    assert bool((err <= s.double() / 2 * (1 + 1e-5) + 1e-30).all())
+    # half a step, plus float32 rounding of w / scale (visible at 16 bits: 32767 steps)
+    assert bool((err <= s.double() / 2 * (1 + 1e-5) + w.abs().double() * 2**-21 + 1e-30).all())
     # the largest weight of every nonzero channel (or of the layer) maps to +-q_max
     rows = w.reshape(shape[0], -1).abs().amax(1) if per_channel else w.abs().amax().reshape(1)
     top = (

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from torch import nn
 
 import snncost.nn as sn
 
-Width = Union[int, Literal["P"]]
+Width = int | Literal["P"]
 
 # Conv widths and pools ("P") per architecture, and the classifier's hidden
 # widths. vgg5/9/11 follow the CIFAR VGGs of the SNN literature (DIET-SNN,

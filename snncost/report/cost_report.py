@@ -45,6 +45,15 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
 
 
+def latex_close_table(lines: list[str], tex_caption: str, label: str | None) -> str:
+    """Append caption, label and ``\\end{table}`` to a booktabs table's lines; the whole text."""
+    lines.append(r"\caption{" + tex_caption + "}")
+    if label:
+        lines.append(r"\label{" + latex_escape(label) + "}")
+    lines.append(r"\end{table}")
+    return "\n".join(lines) + "\n"
+
+
 def energy_unit(pj: float) -> tuple[str, float]:
     """``(unit, scale)`` that shows ``pj`` picojoules as a number between 1 and 1000."""
     unit, scale = _ENERGY_UNITS[0]
@@ -510,11 +519,7 @@ class CostReport(BaseModel):
             )
         else:
             tex_caption = latex_escape(caption)
-        lines.append(r"\caption{" + tex_caption + "}")
-        if label:
-            lines.append(r"\label{" + latex_escape(label) + "}")
-        lines.append(r"\end{table}")
-        return "\n".join(lines) + "\n"
+        return latex_close_table(lines, tex_caption, label)
 
     def csv_header(self) -> list[str]:
         return ["network", "row_type", *LayerRow.model_fields]

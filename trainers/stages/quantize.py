@@ -36,7 +36,8 @@ def stage_quantize(ctx: Context) -> None:
     if cfg.qat_epochs > 0:
         ocfg = ctx.cfg.snn.model_copy(update={"epochs": cfg.qat_epochs, "lr": cfg.qat_lr})
         torch.manual_seed(ctx.cfg.seed + 5)  # independent of what ran before in this process
-        metrics, qat_history = train_stage(ctx, "quantize-qat", model, ocfg, {"bits": cfg.bits})
+        # trained under the stage's own name: its -last checkpoint is removed when the stage finishes
+        metrics, qat_history = train_stage(ctx, "quantize", model, ocfg, {"bits": cfg.bits})
         history += qat_history
     else:
         metrics = evaluate(model, test, "quantized eval", ctx.cfg.progress)
