@@ -17,7 +17,10 @@ of the stratified 80/20 split with ``random_state=0`` (the split the trainer
 uses), scaled to [0, 1] (``x / 16``) and standardised per channel with the
 checkpoint's ``mean``/``std`` when it stores them, else with the mean and std
 of the training 80 %, as the trainer does. ``--data synthetic`` (the default)
-uses a seeded Gaussian batch.
+uses a seeded Gaussian batch; ``--data FILE.pt`` / ``FILE.npz`` reads ``x`` (and
+``y``) from a file, e.g. the ``eval_batch.pt`` every trainer run writes, so
+``python -m snncost evaluate runs/NAME/checkpoints/quantize.pt --data
+runs/NAME/eval_batch.pt`` reproduces the run's report on another profile.
 """
 
 from __future__ import annotations
@@ -104,7 +107,36 @@ def _data_for(args: argparse.Namespace, model: Any, record: dict) -> tuple[Any, 
         mean, std = _stats_from_checkpoint(record)
         x, y, desc = _digits_batch(args.samples, mean, std)
         return (x, y), desc
-    raise CLIError(f"unknown --data {args.data!r}")  # pragma: no cover - argparse checks
+    return _data_file(args.data), f"{args.data}"
+
+
+def _data_file(path: str) -> tuple[Any, Any]:
+    """``(x, y)`` from a ``.pt`` file (a tensor, an ``(x, y)`` pair or a dict with ``x``/``y``,
+    e.g. the ``eval_batch.pt`` a trainer run writes) or a ``.npz`` file (arrays ``x`` and ``y``)."""
+    import numpy as np
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"--data {path}: not 'synthetic', 'digits' or an existing .pt/.npz file")
+    try:
+        if p.suffix.lower() == ".npz":
+            with np.load(p) as arrays:
+                if "x" not in arrays:
+                    raise CLIError(f"{path}: a .npz data file needs an array named 'x' (and optionally 'y')")
+                return arrays["x"], (arrays["y"] if "y" in arrays else None)
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except CLIError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any unreadable file: one clear line
+        raise CLIError(f"{path}: not a readable .pt/.npz data file ({type(exc).__name__}: {exc})") from None
+    if isinstance(data, torch.Tensor):
+        return data, None
+    if isinstance(data, dict) and "x" in data:
+        return data["x"], data.get("y")
+    if isinstance(data, (tuple, list)) and len(data) == 2:
+        return data[0], data[1]
+    raise CLIError(f"{path}: expected a tensor, an (x, y) pair or a dict with 'x' and 'y'; got {type(data).__name__}")
 
 
 def _write(text: str, output: str | None) -> None:
@@ -254,9 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument(
             "--data",
-            choices=("synthetic", "digits"),
             default="synthetic",
-            help="inputs: a seeded Gaussian batch, or sklearn's 8x8 digits test split",
+            help="inputs: 'synthetic' (a seeded Gaussian batch), 'digits' (sklearn's 8x8 test split), "
+            "or a .pt/.npz file holding x (and y), e.g. a trainer run's eval_batch.pt",
         )
         p.add_argument("--samples", type=_positive, default=256, help="inputs to replay (256)")
         p.add_argument("--timesteps", type=_positive, default=None, help="override the model's T")

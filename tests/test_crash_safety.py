@@ -72,9 +72,12 @@ def check_complete(run: Path) -> None:
     for path in sorted(p for p in run.rglob("*") if p.is_file() and p not in temporaries(run)):
         raw = path.read_bytes()
         where = str(path.relative_to(run))
-        if path.suffix == ".pt":
+        if path.suffix == ".pt" and path.parent.name == "checkpoints":
             data = torch.load(path, map_location="cpu", weights_only=False)
             assert read_checkpoint(path) and isinstance(data["state_dict"], dict), where
+        elif path.suffix == ".pt":  # eval_batch.pt: the costed inputs
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            assert set(data) == {"x", "y"} and len(data["x"]) == len(data["y"]), where
         elif path.suffix == ".json":
             json.loads(raw)
         elif path.suffix == ".jsonl":

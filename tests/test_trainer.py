@@ -66,6 +66,15 @@ def test_default_run_end_to_end(runs_dir, capsys):
     assert results["variants"][-1]["weight_bits"] == 5  # quantize.bits default
     assert set(results["robustness"]) == {"ANN", "SNN (unpruned)", "quantized"}
 
+    # the CLI on the final checkpoint and the run's own eval batch reproduces the run's report
+    from snncost.__main__ import main as cli
+
+    out = f"{run}/again.json"
+    assert cli(["evaluate", f"{run}/checkpoints/quantize.pt", "--data", f"{run}/eval_batch.pt",
+                "--baseline", f"{run}/checkpoints/ann.pt", "--format", "json", "--output", out]) == 0  # fmt: skip
+    again, report = json.load(open(out)), json.load(open(f"{run}/reports/quantize.json"))
+    assert again["snn_total"] == report["snn_total"] and again["accuracy"] == report["accuracy"]
+
 
 def test_resume_after_interruption_gives_same_metrics(runs_dir, monkeypatch):
     overrides = [*FAST, "ann.epochs=3", "snn.epochs=3", f"runs_dir={runs_dir}"]

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 import snncost
-from snncost.checkpoint import CheckpointError, atomic_savefig, atomic_write_text
+from snncost.checkpoint import CheckpointError, atomic_savefig, atomic_torch_save, atomic_write_text
 from trainers import distributed as dist
 from trainers.context import Context, weight_count
 from trainers.robustness import plot_robustness, robustness_table
@@ -51,6 +51,8 @@ def stage_evaluate(ctx: Context) -> None:
     if not variants:
         raise CheckpointError("the evaluate stage needs an SNN: run the convert or snn stage first")
     x, y = _test_batch(ctx, ctx.cfg.evaluate.samples)
+    # the exact inputs costed, so `python -m snncost evaluate CKPT --data eval_batch.pt` reproduces a report
+    atomic_torch_save({"x": x, "y": y}, ctx.run.path / "eval_batch.pt")
     baseline = _cpu(ann) if ann is not None else None
     out = ctx.run.path
     rows, reports = [], {}
