@@ -555,49 +555,25 @@ class CostReport(BaseModel):
         head += self._synthetic_tag() + ")"
         if self.accuracy is not None:
             head += f", SNN accuracy {100 * self.accuracy:.2f} %"
+        s, a, r = self.snn_total, self.ann_total, self.ratios
         rows = [
-            [
-                "synaptic compute",
-                fmt_energy(self.snn_total.energy_synaptic_pj),
-                fmt_energy(self.ann_total.energy_synaptic_pj),
-                fmt_ratio(self.ratios.synaptic_energy),
-            ],
-            [
-                "compute",
-                fmt_energy(self.snn_total.energy_compute_pj),
-                fmt_energy(self.ann_total.energy_compute_pj),
-                fmt_ratio(self.ratios.compute_energy),
-            ],
-            [
-                "memory",
-                fmt_energy(self.snn_total.energy_memory_pj),
-                fmt_energy(self.ann_total.energy_memory_pj),
-                fmt_ratio(self.ratios.memory_energy),
-            ],
-            [
-                "total",
-                fmt_energy(self.snn_total.energy_total_pj),
-                fmt_energy(self.ann_total.energy_total_pj),
-                fmt_ratio(self.ratios.total_energy),
-            ],
+            [label, fmt_energy(getattr(s, part)), fmt_energy(getattr(a, part)), fmt_ratio(getattr(r, ratio))]
+            for label, part, ratio in (
+                ("synaptic compute", "energy_synaptic_pj", "synaptic_energy"),
+                ("compute", "energy_compute_pj", "compute_energy"),
+                ("memory", "energy_memory_pj", "memory_energy"),
+                ("total", "energy_total_pj", "total_energy"),
+            )
+        ]
+        rows += [
             [
                 "ops",
-                f"{fmt_count(self.snn_total.synaptic_ops)} AC+{fmt_count(self.snn_total.macs)} MAC",
-                f"{fmt_count(self.ann_total.macs + self.ann_total.synaptic_ops)} MAC",
-                fmt_ratio(self.ratios.ops),
+                f"{fmt_count(s.synaptic_ops)} AC+{fmt_count(s.macs)} MAC",
+                f"{fmt_count(a.macs + a.synaptic_ops)} MAC",
+                fmt_ratio(r.ops),
             ],
-            [
-                "spike rate",
-                fmt_rate(self.snn_total.spike_rate),
-                "-",
-                "",
-            ],
-            [
-                "latency",
-                fmt_time(self.snn_total.latency_s),
-                fmt_time(self.ann_total.latency_s),
-                fmt_ratio(self.ratios.latency),
-            ],
+            ["spike rate", fmt_rate(s.spike_rate), "-", ""],
+            ["latency", fmt_time(s.latency_s), fmt_time(a.latency_s), fmt_ratio(r.latency)],
         ]
         text = head + "\n" + _text_table(["per inference", "SNN", "ANN", "ANN/SNN"], rows)
         if self.spikes_compared is not None:
