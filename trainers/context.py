@@ -249,9 +249,3 @@ def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, e
         )
     final = evaluate(model, test_loader, f"{stage} eval", show)
     return final, history
-
-
-def load_weights(ctx: Context, stage: str, model: nn.Module) -> None:
-    """Copy the finished ``stage`` model's weights into ``model`` (same architecture)."""
-    src = ctx.require(stage)
-    load_state_dict_checked(model, src.state_dict(), f"model of stage {stage!r}")
