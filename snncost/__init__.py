@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "evaluate": "snncost.evaluate",
-    "compare_profiles": "snncost.evaluate",
-    "ProfileComparison": "snncost.evaluate",
+    "evaluate": "snncost.evaluation",
+    "compare_profiles": "snncost.evaluation",
+    "ProfileComparison": "snncost.report",
     "CostReport": "snncost.report",
+    "CostOptions": "snncost.costmodel",
     "load_profile": "snncost.hardware",
     "available_profiles": "snncost.hardware",
     "HardwareProfile": "snncost.hardware",
@@ -32,10 +33,11 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from snncost.evaluate import ProfileComparison, compare_profiles, evaluate
+    from snncost.costmodel import CostOptions
+    from snncost.evaluation import compare_profiles, evaluate
     from snncost.graph import build_graph
     from snncost.hardware import HardwareProfile, ProfileError, available_profiles, load_profile
-    from snncost.report import CostReport
+    from snncost.report import CostReport, ProfileComparison
     from snncost.sim import simulate
 
 

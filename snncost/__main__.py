@@ -161,8 +161,20 @@ def _render(obj: Any, fmt: str, caption: str | None = None) -> str:
     return obj.summary()
 
 
+def _cost_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The cost-convention flags as keywords of :func:`snncost.evaluate`."""
+    return {
+        "dataflow": args.dataflow,
+        "ann_dataflow": args.ann_dataflow,
+        "count_padding": args.count_padding,
+        "analog_input": args.analog_input,
+        "skip_zero_weights": args.skip_zero_weights,
+        "baseline_precision": args.baseline_precision,
+    }
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from snncost.evaluate import evaluate
+    from snncost.evaluation import evaluate
 
     model, record = _load(args.checkpoint, args.timesteps)
     data, desc = _data_for(args, model, record)
@@ -177,6 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         verify=args.verify,
         name=args.name or Path(args.checkpoint).stem,
         seed=args.seed,
+        **_cost_options(args),
     )
     if desc:
         report = report.model_copy(update={"data": f"{desc}, {report.batch_size} samples"})
@@ -188,7 +201,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from snncost.evaluate import compare_profiles
+    from snncost.evaluation import compare_profiles
 
     model, record = _load(args.checkpoint, args.timesteps)
     data, desc = _data_for(args, model, record)
@@ -200,6 +213,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_samples=args.samples,
         name=args.name or Path(args.checkpoint).stem,
         seed=args.seed,
+        **_cost_options(args),
     )
     if desc:
         comparison = comparison.model_copy(
@@ -211,7 +225,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     from snncost.hardware import available_profiles, load_profile
-    from snncost.report.cost_report import _md_table, _text_table
+    from snncost.report.formatting import md_table, text_table
 
     rows = []
     descriptions = []
@@ -247,10 +261,10 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         "clock Hz",
     ]
     if args.format == "markdown":
-        text = _md_table(header, rows, "ll" + "r" * 6)
+        text = md_table(header, rows, "ll" + "r" * 6)
         text += "\n\n" + "\n".join(f"- **{n}**: {d}" for n, d in descriptions)
     else:
-        text = _text_table(header, rows)
+        text = text_table(header, rows)
         text += "\n\n" + "\n".join(f"{n}: {d}" for n, d in descriptions)
     text += (
         "\n\nAC/MAC/update energies at each profile's native width; fp32 column for float models.\n"
@@ -297,6 +311,24 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--caption", default=None, help="LaTeX caption (escaped)")
         p.add_argument("--name", default=None, help="model name in the report")
         p.add_argument("--seed", type=int, default=0, help="seed of synthetic/Poisson inputs")
+        cost_conventions(p)
+
+    def cost_conventions(p: argparse.ArgumentParser) -> None:
+        from snncost.costmodel import DATAFLOWS
+
+        g = p.add_argument_group("cost conventions (docs/cost_model.md; every report states them)")
+        g.add_argument("--dataflow", choices=list(DATAFLOWS), default=None,
+                       help="SNN dataflow (default: the profile's default_dataflow)")
+        g.add_argument("--ann-dataflow", choices=[d for d in DATAFLOWS if d != "neuromorphic"],
+                       default=None, help="the ANN baseline's dataflow (default: as the SNN's)")
+        g.add_argument("--count-padding", action="store_true",
+                       help="dense MACs count padding taps (default: real taps only)")
+        g.add_argument("--analog-input", choices=("every-step", "once"), default="every-step",
+                       help="direct-input first layer's MACs: every step (default) or once")
+        g.add_argument("--skip-zero-weights", action="store_true",
+                       help="weight-sparse hardware: no AC/MAC on zero weights, stored compressed")
+        g.add_argument("--baseline-precision", choices=("same", "fp32"), default="same",
+                       help="ANN baseline precision: same as the SNN (default) or fp32")  # fmt: skip
 
     ev = sub.add_parser("evaluate", help="cost one checkpoint on one profile")
     common(ev)

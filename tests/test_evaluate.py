@@ -59,7 +59,7 @@ def test_lazy_exports():
         "assert 'numba' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy import'; "
         "assert snncost.__version__ == '0.1.0'; "
         "assert callable(snncost.evaluate) and callable(snncost.compare_profiles); "
-        "import snncost.evaluate; assert callable(snncost.evaluate); "
+        "import snncost.evaluation; assert callable(snncost.evaluate); "
         "print(sorted(snncost.available_profiles()))"
     )
     out = subprocess.run(
@@ -98,8 +98,13 @@ def test_evaluate_hand_built_model():
     assert conv.energy_synaptic_pj == pytest.approx(conv.macs * 4.6)
     fc = rep.snn[1]
     assert fc.energy_synaptic_pj == pytest.approx(fc.synaptic_ops * 0.9)
-    # the ANN baseline's dense MACs: conv 3x(2x3x3)x16, fc 48x5
-    assert rep.ann_total.macs == 3 * 2 * 9 * 16 + 48 * 5
+    # the ANN baseline's MACs: real taps only by default (border-exact, like the SNN's ACs);
+    # every tap, padding included, with count_padding: conv 3x(2x3x3)x16, fc 48x5
+    real = sum(n.real_macs for n in snncost.build_graph(model, (2, 4, 4)).weight_layers())
+    assert rep.ann_total.macs == real < 3 * 2 * 9 * 16 + 48 * 5
+    padded = snncost.evaluate(model, data=(x, y), count_padding=True)
+    assert padded.ann_total.macs == 3 * 2 * 9 * 16 + 48 * 5
+    assert "padding included" in " ".join(padded.conventions)
     assert rep.ann_total.energy_synaptic_pj == pytest.approx(rep.ann_total.macs * 4.6)
     assert rep.ratios.compute_energy == pytest.approx(
         rep.ann_total.energy_compute_pj / rep.snn_total.energy_compute_pj
@@ -176,7 +181,10 @@ def test_evaluate_with_ann_baseline(vgg, digits_xy):
     ann = build_ann(big).eval()
     rep = snncost.evaluate(vgg, data=(x, y), baseline=ann)
     assert rep.ann_accuracy is not None
-    assert rep.ann_total.macs == 8 * 9 * 64 + 16 * 8 * 9 * 16 + 256 * 32 + 32 * 10
+    padded = snncost.evaluate(vgg, data=(x, y), baseline=ann, count_padding=True)
+    assert padded.ann_total.macs == 8 * 9 * 64 + 16 * 8 * 9 * 16 + 256 * 32 + 32 * 10
+    real = sum(n.real_macs for n in snncost.build_graph(ann, (1, 8, 8)).weight_layers())
+    assert rep.ann_total.macs == real
     assert rep.baseline.startswith("ANN")
     with pytest.raises(ValueError, match="baseline must be an ANN"):
         snncost.evaluate(vgg, baseline=vgg)

@@ -65,3 +65,24 @@ def test_my_chip_yaml_is_valid():
 
     chip = load_profile(EXAMPLES / "my_chip.yaml")
     assert chip.name == "my_chip" and chip.ac_energy(16, "int") == 2.0
+
+
+def test_dataflow_table_example(tmp_path):
+    """examples/dataflow_table.py costs a run's checkpoints under every dataflow and baseline."""
+    import torch
+
+    from snncost.checkpoint import save_model
+    from snncost.costmodel import DATAFLOWS
+    from snncost.models import NeuronConfig, VGGSpec, build_snn
+
+    torch.manual_seed(0)
+    spec = VGGSpec(features=[4, "P", 8], classifier=[16], in_channels=1, image_size=8, dropout=0.0)
+    neurons = NeuronConfig(timesteps=3)
+    (tmp_path / "checkpoints").mkdir()
+    save_model(tmp_path / "checkpoints" / "snn.pt", build_snn(spec, neurons), spec, "snn", neurons)
+    torch.save({"x": torch.rand(4, 1, 8, 8), "y": torch.arange(4)}, tmp_path / "eval_batch.pt")
+    out = run_example("dataflow_table.py", str(tmp_path))
+    rows = [line for line in out.splitlines() if line.startswith("| unpruned SNN")]
+    assert len(rows) == 2 * len(DATAFLOWS)  # the same-precision and the zero-skipping ANN each
+    for dataflow in DATAFLOWS:
+        assert sum(f"| {dataflow} |" in r for r in rows) == 2, dataflow

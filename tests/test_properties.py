@@ -13,11 +13,21 @@ input, leaky or IF neurons, with or without bias) are built from
 * float weights or float direct input: predictions agree (up to near-ties
   within the logit rounding error) and the spike mismatch fraction is tiny.
 
-And for the cost model (:mod:`snncost.report.costing`): every energy is
-non-negative; scaling every count up, or adding one to any single count,
-never lowers any energy component (nor the latency); a report's totals are
-the sums of its per-layer rows for every numeric column, on every shipped
-profile.
+And for the cost model (:mod:`snncost.costmodel`): every energy is
+non-negative; scaling every event count up, or adding one to any single
+count, never lowers any energy component (nor the latency), on every
+shipped profile at its default dataflow, on ``45nm`` under every dataflow
+and with the non-default conventions; a report's totals are the sums of its
+per-layer rows for every summed column, each row's memory energy is the sum
+of its per-tensor energies and of its priced accesses, every baseline's
+ratios are ANN / SNN, and the report renders and round-trips through JSON,
+on every shipped profile. :func:`snncost.evaluate` prices a random SNN under
+every dataflow of :data:`snncost.costmodel.DATAFLOWS` with finite,
+non-negative energies and dataflow-independent compute. (``no-reuse`` is
+not an upper bound of the loop-nest dataflows and no test claims it:
+docs/cost_model.md, section 3.) Last, the worked
+example of docs/cost_model.md (section 5) is reproduced under the
+pre-refactor conventions (``no-reuse``, padding taps counted).
 
 The architecture is drawn by hypothesis; the numbers in it (weights,
 inputs) come from a seeded generator, so a failing case is reproducible
@@ -26,6 +36,10 @@ from the printed spec.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 
@@ -38,9 +52,18 @@ from torch import nn
 
 import snncost
 import snncost.nn as sn
+from snncost.costmodel import (
+    DATAFLOWS,
+    CostOptions,
+    ann_baselines,
+    cost_run,
+    resolve_dataflows,
+    snn_widths,
+)
+from snncost.costmodel.accesses import TENSORS
+from snncost.costmodel.pricing import SUMMED_FIELDS
 from snncost.graph import build_graph
 from snncost.hardware import available_profiles, load_profile
-from snncost.report.costing import SUMMED_FIELDS, cost_run
 from snncost.sim import ann_counts, simulate, verify_against_torch
 from snncost.sim.counts import LayerCounts, RunCounts
 
@@ -248,47 +271,85 @@ def test_replay_float_predictions_agree(spec):
 
 # --------------------------------------------------------------------------- cost-model invariants
 ENERGY_FIELDS = [f for f in SUMMED_FIELDS if f.startswith("energy_")]
+#: the event arrays of a LayerCounts (the last two: ANN counted on inputs only, else None)
 COUNT_FIELDS = (
     "input_events",
     "synaptic_ops",
+    "synaptic_ops_nonzero",
     "macs",
     "neuron_updates",
     "output_spikes",
-    "weight_bits_read",
-    "state_bits_read",
-    "state_bits_written",
-    "spike_bits_written",
+    "nonzero_inputs",
+    "nonzero_input_macs",
 )
+_ALL_BUT_DEFAULT = CostOptions(
+    count_padding=True, analog_input="once", skip_zero_weights=True, baseline_precision="fp32"
+)
+#: (profile, options): every profile at its default dataflows (the ANN beside a neuromorphic
+#: SNN runs weight-stationary), 45nm under every other dataflow, and 45nm with every
+#: non-default convention.
+PRICINGS = [(name, CostOptions()) for name in PROFILES]
+PRICINGS += [
+    ("45nm", CostOptions(dataflow=df))
+    for df in DATAFLOWS
+    if df not in {load_profile(name).default_dataflow for name in PROFILES}
+]
+PRICINGS += [
+    ("45nm", _ALL_BUT_DEFAULT.model_copy(update={"dataflow": df}))
+    for df in ("no-reuse", "weight-stationary")
+]
 
 
 def replay_counts(spec: NetSpec) -> tuple[RunCounts, RunCounts]:
-    """``(snn, ann)`` counts of the random model ``spec`` on its random inputs."""
+    """``(snn, ann)`` events of the random model ``spec`` on its random inputs.
+
+    The ANN is counted on the same analog inputs, so it has the zero-skipping counts.
+    """
     model = build(spec)
     graph = build_graph(model, model.input_shape)
     x = inputs(spec, integer=True)
+    analog = x
     if spec.encoding == "poisson":
         model.enc.generator = torch.Generator().manual_seed(spec.seed)
         with torch.no_grad():
             x = model.enc(x)
     snn = simulate(graph, x)
-    ann = ann_counts(graph, model.input_shape, batch_size=1, activation_bits=32, weight_bits=32)
+    ann = ann_counts(graph, model.input_shape, inputs=analog)
     return snn, ann
 
 
+def cost_all(counts: RunCounts, profile, options: CostOptions) -> list:
+    """``counts`` priced as :func:`snncost.evaluate` does: the SNN, or every ANN baseline."""
+    snn_df, ann_df = resolve_dataflows(profile, options)
+    if counts.model == "snn":
+        return [cost_run(counts, profile, snn_widths(counts, profile), snn_df, options)]
+    return [
+        cost_run(counts, profile, b.widths, ann_df, options, zero_skipping=b.zero_skipping)
+        for b in ann_baselines(counts, profile, options.baseline_precision)
+    ]
+
+
 def with_counts(counts: RunCounts, change) -> RunCounts:
-    """A copy of ``counts`` whose count arrays are ``change(layer index, field, array)``."""
+    """A copy of ``counts`` whose event arrays are ``change(layer index, field, array)``
+    (an optional array that is None stays None)."""
     layers = []
     for i, lc in enumerate(counts.layers):
-        arrays = {f: change(i, f, np.asarray(getattr(lc, f)).copy()) for f in COUNT_FIELDS}
+        arrays = {
+            f: change(i, f, np.asarray(getattr(lc, f)).copy())
+            for f in COUNT_FIELDS
+            if getattr(lc, f) is not None
+        }
         layers.append(replace(lc, **arrays))
     return RunCounts(counts.model, counts.timesteps, counts.batch_size, layers)
 
 
-def components(run) -> list[tuple[str, float]]:
-    """Every energy of every row and of the total, and the latency, as ``(label, value)``."""
-    out = [(f"{r.name}.{f}", getattr(r, f)) for r in run.rows for f in ENERGY_FIELDS]
-    out += [(f"total.{f}", getattr(run.total, f)) for f in ENERGY_FIELDS]
-    out.append(("total.latency_s", run.total.latency_s))
+def components(runs) -> list[tuple[str, float]]:
+    """Every energy of every row and total of every run, and the latencies, as ``(label, value)``."""
+    out = []
+    for k, run in enumerate(runs):
+        out += [(f"{k}.{r.name}.{f}", getattr(r, f)) for r in run.rows for f in ENERGY_FIELDS]
+        out += [(f"{k}.total.{f}", getattr(run.total, f)) for f in ENERGY_FIELDS]
+        out.append((f"{k}.total.latency_s", run.total.latency_s))
     return out
 
 
@@ -304,10 +365,11 @@ def test_energy_monotone_when_every_count_scales_up(spec, factor):
     snn, ann = replay_counts(spec)
     for counts in (snn, ann):
         bigger = with_counts(counts, lambda _i, _f, a: a * factor)
-        for name in PROFILES:
+        for name, options in PRICINGS:
             profile = load_profile(name)
+            what = f"{name} {options.dataflow} x{factor}"
             assert_not_lower(
-                cost_run(counts, profile), cost_run(bigger, profile), f"{name} x{factor}"
+                cost_all(counts, profile, options), cost_all(bigger, profile, options), what
             )
 
 
@@ -333,38 +395,112 @@ def test_energy_monotone_when_one_count_grows(spec, network, layer, field, step,
         return a
 
     bigger = with_counts(counts, bump)
-    for name in PROFILES:
+    for name, options in PRICINGS:
         profile = load_profile(name)
-        what = f"{name}: {network} {counts.layers[layer].name}.{field}[{step}] += {amount}"
-        assert_not_lower(cost_run(counts, profile), cost_run(bigger, profile), what)
+        what = (
+            f"{name} {options}: {network} {counts.layers[layer].name}.{field}[{step}] += {amount}"
+        )
+        assert_not_lower(
+            cost_all(counts, profile, options), cost_all(bigger, profile, options), what
+        )
 
 
-def check_totals(rows, total, where: str) -> None:
+def close(a: float, b: float) -> bool:
+    return a == pytest.approx(b, rel=1e-9, abs=1e-9)
+
+
+def check_totals(rows, total, profile, where: str) -> None:
+    """Totals = sums of rows; energies >= 0; compute + memory; memory = tensors = accesses."""
+    levels = {m.name: m for m in profile.memory}
     for f in SUMMED_FIELDS:
         assert getattr(total, f) == pytest.approx(
             sum(getattr(r, f) for r in rows), rel=1e-12, abs=1e-9
-        ), (
-            where,
-            f,
-        )
+        ), (where, f)
+        assert getattr(total, f) >= 0, (where, f)
+    assert total.energy_total_pj == pytest.approx(total.energy_compute_pj + total.energy_memory_pj)
     for r in rows:
         label = f"{where} {r.name}"
         for f in [*SUMMED_FIELDS, "latency_share"]:
             assert getattr(r, f) >= 0, (label, f)
-        assert r.energy_synaptic_pj == pytest.approx(r.energy_ac_pj + r.energy_mac_pj), label
-        assert r.energy_compute_pj == pytest.approx(
-            r.energy_synaptic_pj + r.energy_neuron_pj + r.energy_routing_pj
+        assert close(r.energy_synaptic_pj, r.energy_ac_pj + r.energy_mac_pj), label
+        assert close(
+            r.energy_compute_pj, r.energy_synaptic_pj + r.energy_neuron_pj + r.energy_routing_pj
         ), label
-        assert r.energy_memory_pj == pytest.approx(
-            r.energy_memory_weights_pj + r.energy_memory_state_pj + r.energy_memory_spikes_pj
-        ), label
-        assert r.energy_total_pj == pytest.approx(r.energy_compute_pj + r.energy_memory_pj), label
-        assert r.memory_bits == pytest.approx(
-            r.weight_bits_read + r.state_bits_read + r.state_bits_written + r.spike_bits_written
-        ), label
+        per_tensor = {t: getattr(r, f"energy_memory_{t}_pj") for t in TENSORS}
+        assert close(r.energy_memory_pj, sum(per_tensor.values())), label
+        assert close(r.energy_memory_pj, sum(a.energy_pj for a in r.accesses)), label
+        for t in TENSORS:
+            assert close(per_tensor[t], sum(a.energy_pj for a in r.accesses if a.tensor == t)), (
+                label,
+                t,
+            )
+        assert close(r.energy_total_pj, r.energy_compute_pj + r.energy_memory_pj), label
+        assert close(r.memory_bits, sum((a.reads + a.writes) * a.bits for a in r.accesses)), label
+        for a in r.accesses:
+            assert a.tensor in TENSORS and a.level in levels, (label, a)
+            assert a.reads >= 0 and a.writes >= 0 and a.bits >= 1, (label, a)
+            m = levels[a.level]
+            assert close(
+                a.energy_pj, (a.reads * m.read_pj_per_bit + a.writes * m.write_pj_per_bit) * a.bits
+            ), (label, a)
     shares = sum(r.latency_share for r in rows)
     assert shares == pytest.approx(1.0) or shares == 0.0, (where, shares)
     assert total.latency_s >= 0, where
+
+
+def ratio(ann: float, snn: float) -> float | None:
+    return ann / snn if snn else None
+
+
+def check_ratios(r, snn, ann, where: str) -> None:
+    """Every ratio is ANN / SNN (None where the SNN figure is 0)."""
+    pairs = {
+        "synaptic_energy": (ann.energy_synaptic_pj, snn.energy_synaptic_pj),
+        "compute_energy": (ann.energy_compute_pj, snn.energy_compute_pj),
+        "memory_energy": (ann.energy_memory_pj, snn.energy_memory_pj),
+        "total_energy": (ann.energy_total_pj, snn.energy_total_pj),
+        "ops": (ann.macs + ann.synaptic_ops, snn.synaptic_ops + snn.macs),
+        "memory_bits": (ann.memory_bits, snn.memory_bits),
+        "latency": (ann.latency_s, snn.latency_s),
+    }
+    for f, (a, s) in pairs.items():
+        expected, got = ratio(a, s), getattr(r, f)
+        assert (got is None) == (expected is None), (where, f, got, expected)
+        if expected is not None:
+            assert got == pytest.approx(expected, rel=1e-12), (where, f)
+
+
+def check_report(report) -> None:
+    """Totals, baselines, break-even, the renderers and the JSON round trip of one report."""
+    where = report.profile
+    check_totals(report.snn, report.snn_total, load_profile(report.profile), f"{where} snn")
+    check_totals(report.ann, report.ann_total, load_profile(report.ann_profile), f"{where} ann")
+    check_ratios(report.ratios, report.snn_total, report.ann_total, where)
+    assert report.baselines and report.baselines[0].key == "ann"
+    assert report.baselines[0].total == report.ann_total
+    for b in report.baselines:
+        check_ratios(b.ratios, report.snn_total, b.total, f"{where} {b.key}")
+        assert all(getattr(b.total, f) >= 0 for f in ENERGY_FIELDS), (where, b.key)
+    be = report.break_even
+    assert be is not None and be.baseline == "ann"
+    assert [r.name for r in be.layers] == [r.name for r in report.snn]
+    assert be.network.snn_energy_pj == pytest.approx(report.snn_total.energy_total_pj)
+    assert be.network.baseline_energy_pj == pytest.approx(report.ann_total.energy_total_pj)
+    assert 0 <= be.network.fixed_energy_pj <= be.network.snn_energy_pj * (1 + 1e-12)
+    events = any(r.input_events for r in report.snn)
+    assert (be.network.spikes_per_synapse is not None) == events, where
+
+    md = report.to_markdown()
+    assert "## Baselines" in md and "## Break-even activity" in md, where
+    assert all(f"{b.key}: " in md for b in report.baselines), where
+    tex = report.to_latex()
+    assert tex.count(r"\begin{tabular}") == 1 and r"\bottomrule" in tex
+    assert ("Spikes per synapse" in tex) == events, where
+    rows = list(csv.DictReader(io.StringIO(report.to_csv())))
+    assert len(rows) == len(report.snn) + len(report.ann) + 2, where
+    back = type(report).model_validate_json(report.to_json())
+    assert back == report, where
+    assert json.loads(report.to_json())["baselines"][0]["key"] == "ann"
 
 
 @settings(PROPS, max_examples=25)
@@ -376,9 +512,103 @@ def test_report_totals_are_the_sums_of_the_rows_on_every_profile(spec):
     comparison = snncost.compare_profiles(model, data=inputs(spec, integer=True), seed=spec.seed)
     assert [r.profile for r in comparison.reports] == PROFILES
     for report in comparison.reports:
-        check_totals(report.snn, report.snn_total, f"{report.profile} snn")
-        check_totals(report.ann, report.ann_total, f"{report.profile} ann")
+        check_report(report)
         assert report.batch_size == spec.batch and report.timesteps == spec.timesteps
+        assert report.dataflow == load_profile(report.profile).default_dataflow
+
+
+# --------------------------------------------------------------------------- every dataflow
+def energies(report) -> list[tuple[str, float]]:
+    """Every energy of a report: rows, totals, baselines, accesses, break-even."""
+    out = []
+    for net, rows, total in (
+        ("snn", report.snn, report.snn_total),
+        ("ann", report.ann, report.ann_total),
+    ):
+        for r in rows:
+            out += [(f"{net} {r.name} {f}", getattr(r, f)) for f in ENERGY_FIELDS]
+            out += [(f"{net} {r.name} {a.level}/{a.tensor}", a.energy_pj) for a in r.accesses]
+        out += [(f"{net} total {f}", getattr(total, f)) for f in ENERGY_FIELDS]
+    for b in report.baselines:
+        out += [(f"{b.key} {f}", getattr(b.total, f)) for f in ENERGY_FIELDS]
+    for r in [*report.break_even.layers, report.break_even.network]:
+        out += [(f"break-even {r.name} {f}", getattr(r, f))
+                for f in ("snn_energy_pj", "fixed_energy_pj", "baseline_energy_pj")]  # fmt: skip
+    return out
+
+
+def evaluate_every_dataflow(spec: NetSpec, dataflows=tuple(DATAFLOWS)) -> dict:
+    """``{dataflow: report}`` of :func:`snncost.evaluate` on 45nm (the same seeded inputs)."""
+    model, x = build(spec), inputs(spec, integer=True)
+    return {
+        df: snncost.evaluate(model, profile="45nm", data=x, dataflow=df, seed=spec.seed)
+        for df in dataflows
+    }
+
+
+@settings(PROPS, max_examples=20)
+@given(spec=net_specs())
+def test_every_dataflow_prices_a_random_snn(spec):
+    reports = evaluate_every_dataflow(spec)
+    nr = reports["no-reuse"]
+    for df, report in reports.items():
+        assert report.dataflow == df
+        assert report.ann_dataflow == (df if df != "neuromorphic" else "weight-stationary")
+        assert f"dataflow: SNN {df}, ANN {report.ann_dataflow}" in report.conventions
+        for label, e in energies(report):
+            assert math.isfinite(e) and e >= 0, (df, label, e)
+        check_report(report)
+        # the same replay: the events and the compute energy do not depend on the dataflow
+        for f in ("synaptic_ops", "macs", "neuron_updates", "spikes", "input_events"):
+            assert getattr(report.snn_total, f) == getattr(nr.snn_total, f), (df, f)
+        assert report.snn_total.energy_compute_pj == pytest.approx(nr.snn_total.energy_compute_pj)
+        assert report.ann_total.energy_compute_pj == pytest.approx(nr.ann_total.energy_compute_pj)
+
+
+# --------------------------------------------------------------------------- worked example
+def test_worked_example_of_the_docs_under_the_old_conventions():
+    """docs/cost_model.md section 5 (pre-refactor figures): no reuse, padding taps counted."""
+    from sklearn.datasets import load_digits
+
+    from snncost.models import NeuronConfig, VGGSpec, build_snn
+
+    torch.manual_seed(0)
+    digits = load_digits()
+    x = torch.tensor(digits.images[:32], dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target[:32])
+    model = build_snn(
+        VGGSpec.from_arch("vgg-tiny", in_channels=1, image_size=8, num_classes=10),
+        NeuronConfig(timesteps=8),
+    )
+    report = snncost.evaluate(
+        model, profile="45nm", data=(x, y), dataflow="no-reuse", count_padding=True
+    )
+    s, a = report.snn_total, report.ann_total
+
+    def sig4(v: float) -> float:
+        return float(f"{v:.4g}")
+
+    assert sig4(s.energy_total_pj / 1e6) == 7.253  # µJ
+    assert sig4(a.energy_total_pj / 1e6) == 26.78
+    assert sig4(s.energy_synaptic_pj / 1e3) == 473.7  # nJ
+    assert sig4(a.energy_synaptic_pj / 1e6) == 2.796
+    assert sig4(s.energy_memory_pj / 1e6) == 6.72 and sig4(a.energy_memory_pj / 1e6) == 23.98
+    assert sig4(s.memory_bits / 1e6) == 23.58 and sig4(a.memory_bits / 1e6) == 58.83
+    assert report.snn[0].macs == 73_728 and s.synaptic_ops == pytest.approx(149_448, abs=1)
+    assert a.macs == 607_872 and s.neuron_updates == 33_360
+    assert s.latency_cycles == 1_012 and a.latency_cycles == 2_392
+    assert report.accuracy == 0.125
+    assert f"{report.ratios.synaptic_energy:.2f}" == "5.90"
+    assert f"{report.ratios.total_energy:.2f}" == "3.69"
+    # first layer: weights (576 B) in the 8 KB SRAM, 73,728 x 32 bits x 0.15625 pJ/bit
+    w = [acc for acc in report.snn[0].accesses if acc.tensor == "weights"]
+    assert [(acc.level, acc.reads, acc.bits) for acc in w] == [("sram_8KB", 73_728, 32)]
+    assert w[0].energy_pj == pytest.approx(73_728 * 32 * 0.15625)
+    # the SNN's first layer counts real taps: without count_padding only its MACs change
+    real = snncost.evaluate(model, profile="45nm", data=(x, y), dataflow="no-reuse")
+    # 16 output channels x (7 + 8 + 7)^2 real taps of a 3x3 kernel, padding 1, on 8x8; 8 steps
+    assert real.snn[0].macs == 8 * 16 * 22 * 22 < report.snn[0].macs == 8 * 16 * 64 * 9
+    assert [r.energy_total_pj for r in real.snn[1:]] == [r.energy_total_pj for r in report.snn[1:]]
 
 
 # --------------------------------------------------------------------------- the RunCounts copy helper
@@ -392,7 +622,8 @@ def test_with_counts_copies_every_count_field():
         weight_count=8,
         weight_bits=32,
         number_format="float",
-        state_bits=32,
+        real_macs=8,
+        padded_macs=8,
         **{f: np.ones(2, np.int64) for f in COUNT_FIELDS},
     )
     counts = RunCounts("snn", 2, 1, [lc])
@@ -400,3 +631,6 @@ def test_with_counts_copies_every_count_field():
     for f in COUNT_FIELDS:
         assert np.array_equal(getattr(doubled.layers[0], f), [2, 2]), f
         assert np.array_equal(getattr(lc, f), [1, 1]), f  # the original is untouched
+    no_activity = replace(lc, nonzero_inputs=None, nonzero_input_macs=None)
+    copied = with_counts(RunCounts("snn", 2, 1, [no_activity]), lambda _i, _f, a: a * 2)
+    assert copied.layers[0].nonzero_inputs is None and copied.layers[0].nonzero_input_macs is None

@@ -241,13 +241,24 @@ def test_graph_nodes_hold_codes_and_scale():
 
 
 def test_ann_baseline_priced_at_weight_bits():
+    """A k-bit SNN's main baseline is a k-bit ANN with 8-bit activations; the fp32 ANN is listed too."""
+    from snncost.costmodel import ann_baselines, cost_run
+    from snncost.hardware import load_profile
+
     spec = VGGSpec(features=[4, "P", 8], classifier=[16], in_channels=1, image_size=8, dropout=0.0)
     model = sn.quantize_model(build_snn(spec, NeuronConfig(timesteps=2)), 4)
     ann = ann_counts(build_graph(model), batch_size=1)
     assert all(lc.weight_bits == 4 and lc.number_format == "int" for lc in ann.layers)
-    assert all(int(lc.weight_bits_read.sum()) == 4 * int(lc.macs.sum()) for lc in ann.layers)
-    forced = ann_counts(build_graph(model), batch_size=1, weight_bits=32)
-    assert all(lc.weight_bits == 32 and lc.number_format == "float" for lc in forced.layers)
+    p45 = load_profile("45nm")
+    same, fp32, zero = ann_baselines(ann, p45)
+    assert (same.key, fp32.key, zero.key) == ("ann", "ann-fp32", "ann-zero-skipping")
+    assert (same.widths.weights, same.widths.inputs, same.widths.number_format) == (4, 8, "int")
+    assert (fp32.widths.weights, fp32.widths.inputs, fp32.widths.number_format) == (32, 32, "float")
+    run = cost_run(ann, p45, same.widths, "no-reuse")
+    for row in run.rows:  # no-reuse: one weight word of 4 bits per MAC
+        weights = [a for a in row.accesses if a.tensor == "weights"]
+        assert [a.bits for a in weights] == [4] and weights[0].reads == row.macs
+        assert row.energy_mac_pj == pytest.approx(row.macs * (0.2 * 1 + 0.03))  # int8 MAC
     float_ann = ann_counts(build_ann(spec), input_shape=(1, 8, 8))
     assert all(lc.weight_bits == 32 and lc.number_format == "float" for lc in float_ann.layers)
 
@@ -430,14 +441,16 @@ def test_evaluate_prices_int_weights(quant_digits_snn, tmp_path):
     assert rep.spike_mismatches == 0 and rep.spikes_compared > 0
     assert all(r.weight_bits == 4 and r.number_format == "int" for r in rep.snn)
     assert all(r.weight_bits == 4 and r.number_format == "int" for r in rep.ann)
-    assert "int4" in rep.baseline
+    assert "int4 weights, int8 activations" in rep.baseline
+    assert [b.key for b in rep.baselines] == ["ann", "ann-fp32", "ann-zero-skipping"]
     float_rep = snncost.evaluate(sn.dequantize_model(build_snn(spec, neurons)), data=(x, y))
     assert all(r.weight_bits == 32 for r in float_rep.snn + float_rep.ann)
-    assert "32-bit float" in float_rep.baseline
-    # fewer weight bits read -> less weight-memory energy per weight read
-    assert rep.snn[0].weight_bits_read == pytest.approx(
-        4 * (rep.snn[0].synaptic_ops + rep.snn[0].macs)
-    )
+    assert "fp32" in float_rep.baseline
+    # fewer weight bits read -> less weight-memory energy per weight read (no-reuse: one word per op)
+    nr = snncost.evaluate(model, profile="45nm", data=(x, y), dataflow="no-reuse")
+    w = [a for a in nr.snn[0].accesses if a.tensor == "weights"]
+    assert [a.bits for a in w] == [4]
+    assert w[0].reads == pytest.approx(nr.snn[0].synaptic_ops + nr.snn[0].macs)
 
     # the CLI on a quantized checkpoint
     from snncost.__main__ import main

@@ -101,8 +101,26 @@ class _WeightNode(Node):
 
     @property
     def dense_macs(self) -> int:
-        """Multiply-accumulates of one dense pass (one sample, one step)."""
+        """Multiply-accumulates of one dense pass counting every kernel tap, padding included
+        (what a dense array that multiplies padded zeros performs)."""
         raise NotImplementedError
+
+    @property
+    def real_macs(self) -> int:
+        """Multiply-accumulates of one dense pass on real inputs only (border-exact: taps
+        that land in the padding are not counted, exactly as the replay counts ACs)."""
+        return int(self.out_features * self.valid_taps().sum())
+
+    @property
+    def nonzero_weight_macs(self) -> int:
+        """:attr:`real_macs` whose weight is nonzero (a weight-sparse datapath skips the rest)."""
+        nz = (np.asarray(self.weight) != 0).reshape(self.weight.shape[0], -1)
+        return int((nz * self.valid_taps().reshape(1, -1)).sum())
+
+    def valid_taps(self) -> np.ndarray:
+        """Per input-side tap ``(c, ky, kx)`` (flattened), how many output positions it
+        reaches inside the real input; a linear layer's taps each reach one output."""
+        return np.ones(int(np.prod(self.weight.shape[1:])), np.int64)
 
 
 @dataclass
@@ -121,6 +139,15 @@ class ConvNode(_WeightNode):
     def dense_macs(self) -> int:
         o, c, kh, kw = self.weight.shape
         return int(o * self.out_shape[1] * self.out_shape[2] * c * kh * kw)
+
+    def valid_taps(self) -> np.ndarray:
+        _, c, kh, kw = self.weight.shape
+        _, h, w = self.in_shape
+        _, ho, wo = self.out_shape
+        rows = _axis_taps(kh, ho, h, self.stride[0], self.padding[0])
+        cols = _axis_taps(kw, wo, w, self.stride[1], self.padding[1])
+        per_tap = np.outer(rows, cols).reshape(1, kh, kw)
+        return np.broadcast_to(per_tap, (c, kh, kw)).reshape(-1).astype(np.int64)
 
     def describe(self) -> str:
         kh, kw = self.kernel_size
@@ -215,6 +242,12 @@ class OutputNode(Node):
 
     def describe(self) -> str:
         return "mean over T" if self.reduce == "mean" else ""
+
+
+def _axis_taps(k: int, n_out: int, n_in: int, stride: int, pad: int) -> np.ndarray:
+    """For each kernel offset along one axis, the output positions whose tap is a real input."""
+    pos = np.arange(n_out)[None, :] * stride - pad + np.arange(k)[:, None]
+    return ((pos >= 0) & (pos < n_in)).sum(axis=1)
 
 
 WeightNode = _WeightNode

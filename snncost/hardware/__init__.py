@@ -6,25 +6,31 @@
 (4.6, 0.9)
 
 See ``docs/hardware_profiles.md`` for the energy, bit-width and latency rules.
+
+The names below are imported lazily (on first attribute access), so importing
+one submodule (e.g. ``snncost.hardware.profile``) does not import the others.
 """
 
-from snncost.hardware.loading import (
-    DEFAULT_PROFILE,
-    available_profiles,
-    format_validation_error,
-    load_profile,
-    load_profile_file,
-)
-from snncost.hardware.profile import (
-    Energy,
-    HardwareProfile,
-    MemoryLevel,
-    NumberFormat,
-    OpEnergy,
-    ProfileError,
-    TimingModel,
-    UnsupportedOperationError,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "DEFAULT_PROFILE": "snncost.hardware.loading",
+    "load_profile": "snncost.hardware.loading",
+    "load_profile_file": "snncost.hardware.loading",
+    "Energy": "snncost.hardware.profile",
+    "HardwareProfile": "snncost.hardware.profile",
+    "MemoryLevel": "snncost.hardware.profile",
+    "NumberFormat": "snncost.hardware.profile",
+    "OpEnergy": "snncost.hardware.profile",
+    "TimingModel": "snncost.hardware.profile",
+    "UnsupportedOperationError": "snncost.hardware.profile",
+    "ProfileError": "snncost.hardware.yamlfile",
+    "available_profiles": "snncost.hardware.yamlfile",
+    "format_validation_error": "snncost.hardware.yamlfile",
+}
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -41,3 +47,29 @@ __all__ = [
     "load_profile",
     "load_profile_file",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from snncost.hardware.loading import DEFAULT_PROFILE, load_profile, load_profile_file
+    from snncost.hardware.profile import (
+        Energy,
+        HardwareProfile,
+        MemoryLevel,
+        NumberFormat,
+        OpEnergy,
+        TimingModel,
+        UnsupportedOperationError,
+    )
+    from snncost.hardware.yamlfile import ProfileError, available_profiles, format_validation_error
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups bypass __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

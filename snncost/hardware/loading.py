@@ -1,11 +1,12 @@
-"""Find, read and validate hardware profiles.
+"""Resolve a hardware-profile name or path to a validated profile.
 
-Built-in profiles are the ``*.yaml`` files of the ``hwprofiles`` package, read
-with :mod:`importlib.resources` (so they work from a wheel as well as from a
-checkout). Any other profile is a YAML file given by path, or a
-:class:`~snncost.hardware.profile.HardwareProfile` built in Python.
+:func:`load_profile` accepts a built-in name (the ``*.yaml`` files of the
+``hwprofiles`` package), a path to a YAML file, or a
+:class:`~snncost.hardware.profile.HardwareProfile` built in Python. Reading,
+parsing and validating the YAML itself is done by
+:mod:`snncost.hardware.yamlfile`, which also defines the error type.
 
-Every failure is a :class:`~snncost.hardware.profile.ProfileError` (a
+Every failure is a :class:`~snncost.hardware.yamlfile.ProfileError` (a
 ``ValueError``) with a one-line message; for a file it starts with the file's
 path and names the field(s) at fault, e.g.::
 
@@ -16,140 +17,42 @@ path and names the field(s) at fault, e.g.::
 from __future__ import annotations
 
 import functools
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from snncost.hardware.profile import HardwareProfile, ProfileError
-from snncost.yamlio import YAMLParseError, parse_yaml
+from snncost.hardware.profile import HardwareProfile
+from snncost.hardware.yamlfile import (
+    BUILTIN_PACKAGE,
+    ProfileError,
+    available_profiles,
+    builtin_dir,
+    validate_yaml_text,
+)
 
 __all__ = [
     "DEFAULT_PROFILE",
-    "available_profiles",
-    "format_validation_error",
     "load_profile",
     "load_profile_file",
 ]
 
 #: The profile used when none is named: Horowitz 45 nm, as in the paper.
 DEFAULT_PROFILE = "45nm"
-_PACKAGE = "hwprofiles"
 _SUFFIXES = (".yaml", ".yml")
 
 
-def _builtin_dir():
-    """The directory (a Traversable) holding the built-in YAML files."""
-    try:
-        return resources.files(_PACKAGE)
-    except ImportError:
-        # Running from a checkout without the repository root on sys.path.
-        fallback = Path(__file__).resolve().parents[2] / _PACKAGE
-        if fallback.is_dir():
-            return fallback
-        raise ProfileError(
-            f"the built-in profile package {_PACKAGE!r} is not importable and "
-            f"{fallback} does not exist"
-        ) from None
-
-
-def available_profiles() -> list[str]:
-    """Names of the built-in profiles (``hwprofiles/<name>.yaml``), sorted."""
-    names = []
-    for entry in _builtin_dir().iterdir():
-        if entry.is_file() and entry.name.endswith(".yaml"):
-            names.append(entry.name[: -len(".yaml")])
-    return sorted(names)
-
-
-def _loc_to_str(loc: tuple[Any, ...]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + str(item))
-    return "".join(parts)
-
-
-def _short_repr(value: Any, limit: int = 60) -> str | None:
-    """``repr(value)`` when it is short, else None (also when repr fails, e.g. a huge int)."""
-    try:
-        shown = repr(value)
-    except Exception:  # noqa: BLE001 - repr of user data must not break the error message
-        return None
-    return shown if len(shown) <= limit else None
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    """One line: ``field.path: message (got value)`` per error, joined by ``'; '``."""
-    items = []
-    for err in exc.errors(include_url=False):
-        loc = _loc_to_str(tuple(err.get("loc", ())))
-        msg = str(err.get("msg", "invalid"))
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown field (not allowed; check for a typo)"
-        if err.get("type") == "missing":
-            msg = "missing required field"
-        text = f"{loc}: {msg}" if loc else msg
-        if err.get("type") not in ("missing", "extra_forbidden", "value_error") and "input" in err:
-            shown = _short_repr(err["input"])
-            if shown is not None:
-                text += f" (got {shown})"
-        items.append(text)
-    return "; ".join(items).replace("\n", " ")
-
-
-def _parse(text: str, origin: str) -> HardwareProfile:
-    try:
-        data = parse_yaml(text)
-    except YAMLParseError as exc:
-        raise ProfileError(f"{origin}: malformed YAML{exc}") from None
-    if data is None:
-        raise ProfileError(f"{origin}: empty file (expected a mapping of profile fields)")
-    if not isinstance(data, dict):
-        raise ProfileError(
-            f"{origin}: top level must be a mapping of profile fields, got {type(data).__name__}"
-        )
-    try:
-        return HardwareProfile.model_validate(data)
-    except ValidationError as exc:
-        raise ProfileError(
-            f"{origin}: invalid hardware profile: {format_validation_error(exc)}"
-        ) from None
-
-
 def load_profile_file(path: str | Path) -> HardwareProfile:
-    """Read and validate the YAML file at ``path``; every failure is a one-line ProfileError."""
-    path = Path(path)
-    try:
-        exists, is_dir = path.exists(), path.is_dir()
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise ProfileError(f"{path}: cannot access: {exc.strerror or exc}") from None
-    if not exists:
-        raise ProfileError(
-            f"{path}: file not found (built-in profiles: {', '.join(available_profiles())})"
-        )
-    if is_dir:
-        raise ProfileError(f"{path}: is a directory, not a YAML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProfileError(
-            f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason})"
-        ) from None
-    except OSError as exc:
-        raise ProfileError(f"{path}: cannot read file: {exc.strerror or exc}") from None
-    return _parse(text, str(path))
+    """Read and validate the YAML file at ``path``; every failure is a one-line ProfileError.
+
+    The same as :meth:`HardwareProfile.from_yaml`.
+    """
+    return HardwareProfile.from_yaml(path)
 
 
 @functools.cache
 def _load_builtin(name: str) -> HardwareProfile:
-    entry = _builtin_dir() / f"{name}.yaml"
-    return _parse(entry.read_text(encoding="utf-8"), f"{_PACKAGE}/{name}.yaml")
+    entry = builtin_dir() / f"{name}.yaml"
+    return validate_yaml_text(
+        entry.read_text(encoding="utf-8"), f"{BUILTIN_PACKAGE}/{name}.yaml", HardwareProfile
+    )
 
 
 def _looks_like_path(spec: str) -> bool:

@@ -54,6 +54,8 @@ from pydantic import (
     model_validator,
 )
 
+from snncost.hardware.yamlfile import ProfileError, read_model_file
+
 __all__ = [
     "Energy",
     "HardwareProfile",
@@ -66,6 +68,7 @@ __all__ = [
 ]
 
 NumberFormat = Literal["int", "float"]
+Dataflow = Literal["no-reuse", "weight-stationary", "output-stationary", "neuromorphic"]
 OpKind = Literal["add", "mult"]
 _NUMBER_FORMATS = ("int", "float")
 #: Exponent of the bit-width scaling law per operation (energy ~ bits**p).
@@ -73,14 +76,6 @@ _SCALING_EXPONENT = {"add": 1, "mult": 2}
 _SIGNIFICANT_DIGITS = 12
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
-
-
-class ProfileError(ValueError):
-    """A hardware profile could not be found, read, validated or used.
-
-    Raised by the loader with a one-line message that starts with the file path
-    (for files) and names the field(s) at fault.
-    """
 
 
 class UnsupportedOperationError(ProfileError):
@@ -233,6 +228,14 @@ class HardwareProfile(_Strict):
         description="Native weight/state width assumed when a model does not set one."
     )
     default_number_format: NumberFormat
+    state_bits: PositiveInt = Field(
+        default=32,
+        description="Membrane / partial-sum width (bits) of integer (quantized) models.",
+    )
+    default_dataflow: Dataflow = Field(
+        default="weight-stationary",
+        description="Dataflow used when evaluate() is given none (see docs/cost_model.md).",
+    )
 
     _tables: dict[tuple[str, str], list[tuple[int, float]]] = PrivateAttr(default_factory=dict)
 
@@ -642,9 +645,7 @@ class HardwareProfile(_Strict):
     @classmethod
     def from_yaml(cls, path: str | Path) -> HardwareProfile:
         """Load and validate a YAML file (errors as one-line :class:`ProfileError`)."""
-        from snncost.hardware.loading import load_profile_file
-
-        return load_profile_file(path)
+        return read_model_file(path, cls)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> HardwareProfile:

@@ -1,21 +1,52 @@
-"""Cost reports: turn replay counts and a hardware profile into energy, latency and tables.
+"""Cost reports: assemble and render what the cost model computed (tables, plots).
 
-- :mod:`snncost.report.costing`: the cost model (:func:`cost_run`), counts -> per-layer rows;
+- :mod:`snncost.report.comparison`: :class:`ProfileComparison` (one replay, many profiles);
 - :mod:`snncost.report.cost_report`: :class:`CostReport` and its renderers;
+- :mod:`snncost.report.formatting`: units, number formats and text/Markdown/LaTeX/CSV tables;
 - :mod:`snncost.report.plots`: figures (matplotlib, Agg).
 
-See ``docs/cost_model.md`` for the costing rules.
+See ``docs/cost_model.md`` for the costing rules. The names below are imported
+lazily (on first attribute access), so importing one submodule (e.g.
+``snncost.report.plots``) does not import the others.
 """
 
-from snncost.report.cost_report import CostReport, Ratios, latex_escape
-from snncost.report.costing import CostedRun, LayerRow, Totals, cost_run
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "CostReport": "snncost.report.cost_report",
+    "Ratios": "snncost.report.cost_report",
+    "BaselineResult": "snncost.report.cost_report",
+    "ProfileComparison": "snncost.report.comparison",
+    "ProfileRow": "snncost.report.comparison",
+    "latex_escape": "snncost.report.formatting",
+}
 
 __all__ = [
+    "BaselineResult",
     "CostReport",
-    "CostedRun",
-    "LayerRow",
+    "ProfileComparison",
+    "ProfileRow",
     "Ratios",
-    "Totals",
-    "cost_run",
     "latex_escape",
 ]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from snncost.report.comparison import ProfileComparison, ProfileRow
+    from snncost.report.cost_report import BaselineResult, CostReport, Ratios
+    from snncost.report.formatting import latex_escape
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: later lookups bypass __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -10,143 +10,32 @@ their magnitude.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from snncost.report.costing import CostedRun, LayerRow, Totals
+from snncost.costmodel.breakeven import BreakEven, BreakEvenRow
+from snncost.costmodel.pricing import CostedRun, LayerRow, Totals
+from snncost.report.formatting import (
+    ENERGY_UNITS,
+    csv_text,
+    energy_unit,
+    fmt_count,
+    fmt_energy,
+    fmt_rate,
+    fmt_ratio,
+    fmt_time,
+    latex_close_table,
+    latex_escape,
+    latex_ratio,
+    md_table,
+    num,
+    ratio,
+    text_table,
+)
 
-__all__ = ["CostReport", "Ratios", "latex_escape"]
-
-
-# ---------------------------------------------------------------------- formatting helpers
-_ENERGY_UNITS = (("pJ", 1.0), ("nJ", 1e3), ("µJ", 1e6), ("mJ", 1e9), ("J", 1e12))
-_TIME_UNITS = (("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0))
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX's special characters (``_ & % $ # { } ~ ^ \\``) in ``text``."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def latex_close_table(lines: list[str], tex_caption: str, label: str | None) -> str:
-    """Append caption, label and ``\\end{table}`` to a booktabs table's lines; the whole text."""
-    lines.append(r"\caption{" + tex_caption + "}")
-    if label:
-        lines.append(r"\label{" + latex_escape(label) + "}")
-    lines.append(r"\end{table}")
-    return "\n".join(lines) + "\n"
-
-
-def energy_unit(pj: float) -> tuple[str, float]:
-    """``(unit, scale)`` that shows ``pj`` picojoules as a number between 1 and 1000."""
-    unit, scale = _ENERGY_UNITS[0]
-    for u, s in _ENERGY_UNITS:
-        if abs(pj) >= s:
-            unit, scale = u, s
-    return unit, scale
-
-
-def fmt_energy(pj: float | None, unit: tuple[str, float] | None = None) -> str:
-    """``pj`` picojoules as e.g. ``"12.35 nJ"`` (or in the given ``(unit, scale)``)."""
-    if pj is None:
-        return "-"
-    u, s = unit or energy_unit(pj)
-    return f"{_num(pj / s)} {u}" if unit is None else _num(pj / s)
-
-
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    unit, scale = _TIME_UNITS[0]
-    for u, s in _TIME_UNITS:
-        if abs(seconds) >= s:
-            unit, scale = u, s
-    return f"{_num(seconds / scale)} {unit}"
-
-
-def _num(x: float) -> str:
-    """4 significant digits, no exponent for ordinary magnitudes."""
-    if x == 0:
-        return "0"
-    if abs(x) >= 1e4 or abs(x) < 1e-3:
-        return f"{x:.3e}"
-    return f"{x:.4g}"
-
-
-def fmt_count(x: float | int | None) -> str:
-    """A count with an SI suffix: 950, 12.3k, 4.56M, 7.89G."""
-    if x is None:
-        return "-"
-    x = float(x)
-    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{suffix}"
-    if x == int(x):
-        return str(int(x))
-    return f"{x:.3g}"
-
-
-def fmt_ratio(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3g}x"
-
-
-def fmt_rate(x: float | None) -> str:
-    return "-" if x is None else f"{x:.4f}"
-
-
-def ratio(numerator: float, denominator: float) -> float | None:
-    """``numerator / denominator``; None when the denominator is not positive."""
-    if denominator is None or numerator is None or not denominator > 0:
-        return None
-    return float(numerator) / float(denominator)
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> str:
-    align = align or "l" + "r" * (len(header) - 1)
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    out = []
-    for j, row in enumerate([header, *rows]):
-        cells = [
-            str(c).ljust(w) if i == 0 else str(c).rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if j == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out)
-
-
-def _csv_text(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
-    return buf.getvalue()
+__all__ = ["BaselineResult", "CostReport", "Ratios"]
 
 
 # ---------------------------------------------------------------------- the report
@@ -176,12 +65,29 @@ class Ratios(BaseModel):
         )
 
 
-class CostReport(BaseModel):
-    """Cost of one SNN and its ANN baseline on one hardware profile, per inference.
+class BaselineResult(BaseModel):
+    """One ANN baseline's totals and its ratios to the SNN (a row of the baselines table)."""
 
-    ``snn``/``ann`` hold one :class:`~snncost.report.costing.LayerRow` per
+    model_config = ConfigDict(extra="forbid")
+
+    key: str  # "ann", "ann-fp32", "ann-zero-skipping"
+    description: str
+    profile: str
+    dataflow: str
+    total: Totals
+    ratios: Ratios
+
+
+class CostReport(BaseModel):
+    """Cost of one SNN and its ANN baselines on one hardware profile, per inference.
+
+    ``snn``/``ann`` hold one :class:`~snncost.costmodel.pricing.LayerRow` per
     weight layer; ``snn_total``/``ann_total`` are their sums (plus latency);
-    ``ratios`` are ANN / SNN. Energies in pJ, latency in seconds.
+    ``ratios`` are ANN / SNN against the main baseline (``baselines[0]``);
+    ``baselines`` lists every baseline costed (fp32, zero-skipping...);
+    ``break_even`` the activity at which the SNN costs as much as the main
+    baseline. ``conventions`` says which cost conventions produced the
+    figures. Energies in pJ, latency in seconds.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -205,18 +111,39 @@ class CostReport(BaseModel):
     ratios: Ratios
     spike_mismatches: int | None = None
     spikes_compared: int | None = None
+    dataflow: str = ""
+    ann_dataflow: str = ""
+    conventions: list[str] = []
+    baselines: list[BaselineResult] = []
+    break_even: BreakEven | None = None
     notes: list[str] = []
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_runs(cls, snn: CostedRun, ann: CostedRun, **fields: Any) -> CostReport:
-        """Assemble a report from two costed runs; ``fields`` fill the metadata."""
+    def from_runs(
+        cls,
+        snn: CostedRun,
+        ann: CostedRun,
+        extra_baselines: list[tuple[str, str, CostedRun]] = (),
+        **fields: Any,
+    ) -> CostReport:
+        """Assemble a report from costed runs; ``fields`` fill the metadata.
+
+        ``ann`` is the main baseline (described by ``fields["baseline"]``);
+        ``extra_baselines`` are ``(key, description, run)`` of the others.
+        """
         from snncost import __version__
 
         notes = list(fields.pop("notes", []))
         for n in [*snn.notes, *(f"ANN: {x}" for x in ann.notes)]:
             if n not in notes:
                 notes.append(n)
+        rows = [("ann", fields.get("baseline", "ANN"), ann), *extra_baselines]
+        baselines = [
+            BaselineResult(key=key, description=text, profile=run.profile, dataflow=run.dataflow,
+                           total=run.total, ratios=Ratios.between(snn.total, run.total))  # fmt: skip
+            for key, text, run in rows
+        ]
         return cls(
             snncost_version=__version__,
             profile=snn.profile,
@@ -227,6 +154,9 @@ class CostReport(BaseModel):
             snn_total=snn.total,
             ann_total=ann.total,
             ratios=Ratios.between(snn.total, ann.total),
+            dataflow=snn.dataflow,
+            ann_dataflow=ann.dataflow,
+            baselines=baselines,
             notes=notes,
             **fields,
         )
@@ -262,6 +192,8 @@ class CostReport(BaseModel):
             f"- Baseline: {self.baseline}"
             + (f", costed on {self.ann_profile}" if self.ann_profile != self.profile else ""),
         ]
+        if self.conventions:
+            lines.append("- Conventions: " + "; ".join(self.conventions))
         if self.accuracy is not None:
             lines.append(f"- SNN accuracy (replay): {100 * self.accuracy:.2f} %")
         if self.ann_accuracy is not None:
@@ -319,6 +251,30 @@ class CostReport(BaseModel):
                 fmt_ratio(r.latency),
             ],
         ]
+
+    def _baseline_cells(self) -> tuple[list[str], list[list[str]]]:
+        header = ["Baseline", "Dataflow", "Compute energy", "Total energy",
+                  "ANN/SNN compute", "ANN/SNN total"]  # fmt: skip
+        rows = [
+            [
+                f"{b.key}: {b.description}" + (f" (on {b.profile})" if b.profile != self.profile else ""),
+                b.dataflow,
+                fmt_energy(b.total.energy_compute_pj),
+                fmt_energy(b.total.energy_total_pj),
+                fmt_ratio(b.ratios.compute_energy),
+                fmt_ratio(b.ratios.total_energy),
+            ]
+            for b in self.baselines
+        ]
+        return header, rows
+
+    def _break_even_cells(self) -> tuple[list[str], list[list[str]]]:
+        header = ["Layer", "Spikes / synapse", "Break-even spikes / synapse", "Input spike rate",
+                  "Break-even rate", "SNN energy", "Fixed (no events)", "Baseline energy"]  # fmt: skip
+        be = self.break_even
+        rows = [_break_even_cells(f"`{r.name}`", r) for r in be.layers]
+        rows.append(_break_even_cells("**Network**", be.network))
+        return header, rows
 
     # ------------------------------------------------------------------ renderers
     def to_markdown(self) -> str:
@@ -405,16 +361,21 @@ class CostReport(BaseModel):
             "",
             f"## SNN, per inference ({self.timesteps} timesteps)",
             "",
-            _md_table(snn_header, snn_rows, "ll" + "r" * (len(snn_header) - 2)),
+            md_table(snn_header, snn_rows, "ll" + "r" * (len(snn_header) - 2)),
             "",
             "## ANN baseline, per inference",
             "",
-            _md_table(ann_header, ann_rows, "ll" + "r" * (len(ann_header) - 2)),
+            md_table(ann_header, ann_rows, "ll" + "r" * (len(ann_header) - 2)),
             "",
             "## Totals and ratios",
             "",
-            _md_table(["", "SNN", "ANN", "ANN / SNN"], self._totals_rows()),
+            md_table(["", "SNN", "ANN", "ANN / SNN"], self._totals_rows()),
         ]
+        if self.baselines:
+            parts += ["", "## Baselines", "", md_table(*self._baseline_cells())]
+        if self.break_even is not None:
+            parts += ["", "## Break-even activity", "", self.break_even.network_sentence(), "",
+                      md_table(*self._break_even_cells())]  # fmt: skip
         if self.notes:
             parts += ["", "Notes:", "", *(f"- {n}" for n in self.notes)]
         return "\n".join(parts) + "\n"
@@ -433,7 +394,7 @@ class CostReport(BaseModel):
         energy ratios. ``energy_unit`` forces one of pJ, nJ, µJ, mJ, J.
         """
         if energy_unit is not None:
-            units = dict(_ENERGY_UNITS)
+            units = dict(ENERGY_UNITS)
             if energy_unit not in units:
                 raise ValueError(
                     f"energy_unit must be one of {', '.join(units)}, got {energy_unit!r}"
@@ -444,7 +405,7 @@ class CostReport(BaseModel):
         tex_unit = r"$\mu$J" if unit == "µJ" else unit
 
         def e(x: float | None) -> str:
-            return "--" if x is None else _num(x / scale)
+            return "--" if x is None else num(x / scale)
 
         def c(x: float | None) -> str:
             return "--" if x is None else latex_escape(fmt_count(x))
@@ -502,27 +463,36 @@ class CostReport(BaseModel):
             )
             + r" \\",
             r"ANN / SNN & & & & "
-            + f"{_latex_ratio(self.ratios.compute_energy)} & {_latex_ratio(self.ratios.total_energy)}"
+            + f"{latex_ratio(self.ratios.compute_energy)} & {latex_ratio(self.ratios.total_energy)}"
             + r" & & & \\",
-            r"\bottomrule",
-            r"\end{tabular}",
         ]
+        be = self.break_even.network if self.break_even is not None else None
+        if be is not None and be.spikes_per_synapse is not None:
+            lines += [
+                r"\midrule",
+                r"\multicolumn{9}{l}{Spikes per synapse per inference: "
+                + f"{be.spikes_per_synapse:.3g}; break-even: "
+                + ("--" if be.break_even_spikes_per_synapse is None else f"{be.break_even_spikes_per_synapse:.3g}")
+                + r"} \\",
+            ]
+        lines += [r"\bottomrule", r"\end{tabular}"]
         if caption is None:
             tex_caption = (
                 f"Energy per inference of {latex_escape(self.model)} on the "
                 f"{latex_escape(self.profile)} profile ({self.timesteps} timesteps, "
                 f"{self.batch_size} inputs). ANN/SNN compute energy "
-                f"{_latex_ratio(self.ratios.compute_energy)}, synaptic operations only "
+                f"{latex_ratio(self.ratios.compute_energy)}, synaptic operations only "
                 r"($\mathrm{ACs}\times E_\mathrm{AC} + \mathrm{MACs}\times E_\mathrm{MAC}$) "
-                f"{_latex_ratio(self.ratios.synaptic_energy)}, total with memory "
-                f"{_latex_ratio(self.ratios.total_energy)}."
+                f"{latex_ratio(self.ratios.synaptic_energy)}, total with memory "
+                f"{latex_ratio(self.ratios.total_energy)}. Baseline: {latex_escape(self.baseline)}; "
+                f"dataflow: SNN {latex_escape(self.dataflow)}, ANN {latex_escape(self.ann_dataflow)}."
             )
         else:
             tex_caption = latex_escape(caption)
         return latex_close_table(lines, tex_caption, label)
 
     def csv_header(self) -> list[str]:
-        return ["network", "row_type", *LayerRow.model_fields]
+        return ["network", "row_type", *_csv_fields()]
 
     def to_csv(self) -> str:
         """One CSV line per layer (``row_type=layer``) and per total (``row_type=total``).
@@ -531,7 +501,7 @@ class CostReport(BaseModel):
         fields (energies in pJ, per inference). Total rows leave per-layer
         columns (kind, bits, memory level...) empty.
         """
-        fields = list(LayerRow.model_fields)
+        fields = _csv_fields()
         rows: list[list[Any]] = []
         for network, layer_rows, total in (
             ("snn", self.snn, self.snn_total),
@@ -543,7 +513,7 @@ class CostReport(BaseModel):
             t["name"] = "total"
             t["latency_share"] = 1.0 if layer_rows else 0.0
             rows.append([network, "total", *(t.get(f) for f in fields)])
-        return _csv_text(self.csv_header(), rows)
+        return csv_text(self.csv_header(), rows)
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text; ``CostReport.model_validate_json(text)`` gives the report back."""
@@ -557,7 +527,12 @@ class CostReport(BaseModel):
             head += f", SNN accuracy {100 * self.accuracy:.2f} %"
         s, a, r = self.snn_total, self.ann_total, self.ratios
         rows = [
-            [label, fmt_energy(getattr(s, part)), fmt_energy(getattr(a, part)), fmt_ratio(getattr(r, ratio))]
+            [
+                label,
+                fmt_energy(getattr(s, part)),
+                fmt_energy(getattr(a, part)),
+                fmt_ratio(getattr(r, ratio)),
+            ]
             for label, part, ratio in (
                 ("synaptic compute", "energy_synaptic_pj", "synaptic_energy"),
                 ("compute", "energy_compute_pj", "compute_energy"),
@@ -575,7 +550,7 @@ class CostReport(BaseModel):
             ["spike rate", fmt_rate(s.spike_rate), "-", ""],
             ["latency", fmt_time(s.latency_s), fmt_time(a.latency_s), fmt_ratio(r.latency)],
         ]
-        text = head + "\n" + _text_table(["per inference", "SNN", "ANN", "ANN/SNN"], rows)
+        text = head + "\n" + text_table(["per inference", "SNN", "ANN", "ANN/SNN"], rows)
         if self.spikes_compared is not None:
             text += (
                 f"\nreplay vs PyTorch: {self.spike_mismatches} spike mismatches"
@@ -597,5 +572,15 @@ class CostReport(BaseModel):
         return self.summary()
 
 
-def _latex_ratio(x: float | None) -> str:
-    return "--" if x is None else f"{x:.3g}$\\times$"
+def _csv_fields() -> list[str]:
+    """LayerRow columns of the CSV (the per-level accesses are in the JSON)."""
+    return [f for f in LayerRow.model_fields if f != "accesses"]
+
+
+def _break_even_cells(label: str, r: BreakEvenRow) -> list[str]:
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.4g}"
+
+    return [label, f(r.spikes_per_synapse), f(r.break_even_spikes_per_synapse), f(r.input_spike_rate),
+            f(r.break_even_spike_rate), fmt_energy(r.snn_energy_pj), fmt_energy(r.fixed_energy_pj),
+            fmt_energy(r.baseline_energy_pj)]  # fmt: skip

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from snncost.report.formatting import energy_unit
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -39,6 +41,11 @@ def _save(fig: Figure, path: str | Path | None) -> None:
         atomic_savefig(fig, path, dpi=150)
 
 
+def _is_report(point: object) -> bool:
+    """Whether a Pareto point is a CostReport (duck-typed: plots does not import cost_report)."""
+    return hasattr(point, "snn_total") and hasattr(point, "timesteps")
+
+
 def plot_report(report: CostReport, path: str | Path | None = None) -> Figure:
     """Two panels: per-layer energy (stacked compute + memory, SNN next to ANN) and
     spikes per layer with the spike rate.
@@ -46,8 +53,6 @@ def plot_report(report: CostReport, path: str | Path | None = None) -> Figure:
     Energies are per inference, on a log axis when they span more than two
     decades. Returns the Figure; saves it to ``path`` when given.
     """
-    from snncost.report.cost_report import energy_unit
-
     pairs = report.paired_rows()
     names = [(s or a).name for s, a in pairs]
     unit, scale = energy_unit(
@@ -114,8 +119,6 @@ def plot_pareto(
     ``(accuracy, energy_pj, T)`` tuples. A point is on the front when no other
     point has both higher (or equal) accuracy and lower (or equal) energy.
     """
-    from snncost.report.cost_report import CostReport, energy_unit
-
     attr = {
         "total": "energy_total_pj",
         "compute": "energy_compute_pj",
@@ -125,7 +128,7 @@ def plot_pareto(
         raise ValueError(f"energy must be 'total', 'compute' or 'synaptic', got {energy!r}")
     data: list[tuple[float, float, int]] = []
     for p in points:
-        if isinstance(p, CostReport):
+        if _is_report(p):
             if p.accuracy is None:
                 raise ValueError(f"report for {p.model} has no accuracy (evaluate it with labels)")
             data.append((p.accuracy, getattr(p.snn_total, attr), p.timesteps))

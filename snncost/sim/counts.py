@@ -1,21 +1,17 @@
 """What a replay counts: the contract between the simulator and the cost model.
 
-The simulator (event-driven SNN replay) and the ANN baseline both produce a
-:class:`RunCounts`: one :class:`LayerCounts` per weight layer (conv or
-linear) in forward order. Counts are per timestep (arrays of length ``T``)
-and summed over the batch; divide by ``batch_size`` for "per inference".
-The cost model (:mod:`snncost.report`) turns them into energy and latency
-with a :class:`~snncost.hardware.HardwareProfile`; it never looks at
-weights or spikes, only at these numbers.
+The simulator (event-driven SNN replay) and the ANN baseline counter both
+produce a :class:`RunCounts`: one :class:`LayerCounts` per weight layer (conv
+or linear) in forward order. They hold **events only**: what happened
+(spikes arrived, accumulates performed, neurons updated), never memory
+traffic, word widths or prices. Turning events into accesses per memory
+level is the cost model's business (:mod:`snncost.costmodel`), because it
+depends on a dataflow and a chip, not on the network.
 
-Memory-traffic conventions (documented in docs/simulator.md):
-- every synaptic accumulate (AC) or MAC reads one weight (``weight_bits``),
-  and reads and writes one membrane value (``state_bits``): no on-chip reuse
-  is assumed, which is the conservative, architecture-neutral choice;
-- every neuron update reads and writes its membrane once;
-- every output spike writes one address event (``ceil(log2(neurons))`` bits);
-- the ANN reads its input activations and writes its output activations at
-  ``activation_bits`` each.
+Event arrays are per timestep (length ``T``; ``T = 1`` for an ANN) and
+summed over the batch; divide by ``batch_size`` for "per inference".
+The layer's shape (geometry, weight count, real taps) travels with the
+events so the cost model can build the layer's loop nest.
 """
 
 from __future__ import annotations
@@ -28,13 +24,13 @@ import numpy as np
 
 @dataclass
 class LayerCounts:
-    """Per-timestep operation and traffic counts of one weight layer.
+    """Per-timestep events of one weight layer, plus the shape facts the cost model needs.
 
     ``name`` is the module path of the conv/linear layer (e.g. ``features.0``);
     ``neuron`` says what integrates its output (``lif`` spiking layer,
     ``relu`` in an ANN, ``output`` for the non-spiking read-out).
-    Every array has shape ``[T]`` (``T = 1`` for an ANN) and is summed over
-    the batch.
+    ``analog`` is True when the layer's input is dense analog values (the
+    direct-coded first layer of an SNN, every ANN layer): it performs MACs.
     """
 
     name: str
@@ -45,21 +41,32 @@ class LayerCounts:
     weight_count: int
     weight_bits: int
     number_format: Literal["int", "float"]
-    state_bits: int  # membrane (SNN) or activation (ANN) width
-    input_events: np.ndarray  # nonzero inputs that arrived (spike events); dense analog input: 0
-    synaptic_ops: np.ndarray  # accumulates actually performed (AC)
-    macs: np.ndarray  # multiply-accumulates (dense analog input, or every op of an ANN)
-    neuron_updates: np.ndarray  # membrane/activation updates
+    input_events: np.ndarray  # nonzero inputs that arrived as events; 0 for analog input
+    synaptic_ops: np.ndarray  # accumulates actually performed (AC), border-exact
+    synaptic_ops_nonzero: np.ndarray  # of those, ACs whose weight is nonzero
+    macs: np.ndarray  # multiply-accumulates on real input taps (analog input), border-exact
+    neuron_updates: np.ndarray  # membrane / activation updates
     output_spikes: np.ndarray  # spikes emitted (0 for ``output``/``relu``)
-    weight_bits_read: np.ndarray
-    state_bits_read: np.ndarray
-    state_bits_written: np.ndarray
-    spike_bits_written: np.ndarray
     leak: float = 1.0  # 1.0 = IF (no leak multiply needed)
+    analog: bool = False
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    real_macs: int = 0  # MACs of one dense pass on real taps (per sample)
+    padded_macs: int = 0  # MACs of one dense pass counting padding taps (per sample)
+    nonzero_weight_macs: int = 0  # real taps whose weight is nonzero (per sample)
+    zero_weights: int = 0  # weights equal to 0 (pruned or quantized to 0)
+    # ANN only, counted on real inputs (None when the ANN was counted without data):
+    nonzero_inputs: np.ndarray | None = None  # nonzero input activations
+    nonzero_input_macs: np.ndarray | None = None  # real-tap MACs whose activation is nonzero
 
     @property
     def neurons(self) -> int:
         return int(np.prod(self.output_shape))
+
+    @property
+    def inputs(self) -> int:
+        return int(np.prod(self.input_shape))
 
     @property
     def timesteps(self) -> int:
@@ -68,7 +75,7 @@ class LayerCounts:
 
 @dataclass
 class RunCounts:
-    """Counts of one replay (SNN) or one dense pass (ANN) over ``batch_size`` inputs."""
+    """Events of one replay (SNN) or one dense pass (ANN) over ``batch_size`` inputs."""
 
     model: Literal["snn", "ann"]
     timesteps: int
@@ -84,3 +91,25 @@ class RunCounts:
     def per_inference(self, attr: str) -> dict[str, float]:
         """Total of ``attr`` over time, per input, for every layer."""
         return {lc.name: float(getattr(lc, attr).sum()) / self.batch_size for lc in self.layers}
+
+
+def layer_shape_facts(node) -> dict:
+    """The shape fields of :class:`LayerCounts` for a conv/linear graph node."""
+    from snncost.graph.nodes import ConvNode
+
+    conv = isinstance(node, ConvNode)
+    return {
+        "kind": "conv" if conv else "linear",
+        "input_shape": tuple(node.in_shape),
+        "output_shape": tuple(node.out_shape),
+        "weight_count": node.weight_count,
+        "weight_bits": int(node.weight_bits),
+        "number_format": node.number_format,
+        "kernel": tuple(node.kernel_size) if conv else (1, 1),
+        "stride": tuple(node.stride) if conv else (1, 1),
+        "padding": tuple(node.padding) if conv else (0, 0),
+        "real_macs": node.real_macs,
+        "padded_macs": node.dense_macs,
+        "nonzero_weight_macs": node.nonzero_weight_macs,
+        "zero_weights": int((np.asarray(node.weight) == 0).sum()),
+    }

@@ -39,8 +39,8 @@ import numpy as np
 from numba import njit, prange
 
 # slots of the per-sample, per-step count rows
-EVENTS, SYNOPS, SPIKES = 0, 1, 2
-N_COUNTS = 3
+EVENTS, SYNOPS, SPIKES, SYNOPS_NZ = 0, 1, 2, 3
+N_COUNTS = 4
 
 
 @njit(cache=True)
@@ -84,7 +84,7 @@ def _to_chw(acc_hwc, out_row, npos, n_out):
 
 @njit(cache=True)
 def _event_sample(
-    spk, fmap, fval, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, leak, theta, mode,
+    spk, fmap, fval, H, W, wt, nzc, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, leak, theta, mode,
     spk_out, acc_out, counts,
 ):  # fmt: skip
     """One sample over all T steps (serial code, so LLVM vectorises the column loop)."""
@@ -99,6 +99,7 @@ def _event_sample(
         cur[:] = 0.0
         nev = 0
         nsyn = 0
+        nsyn_nz = 0
         row = spk[t]
         for i in range(nsrc):
             s = row[i]
@@ -132,7 +133,8 @@ def _event_sample(
                     ox = nx // sw
                     if ox >= Wo:
                         continue
-                    wb = ((c * kh + ky) * kw + kx) * O
+                    tap = (c * kh + ky) * kw + kx
+                    wb = tap * O
                     cb = (oy * Wo + ox) * O
                     # slice views: the loop below then vectorises (flat
                     # indexing with computed offsets does not)
@@ -145,10 +147,12 @@ def _event_sample(
                         for o in range(O):
                             dst[o] += val * col[o]
                     nsyn += O
+                    nsyn_nz += nzc[tap]
         fired = _neurons(cur, u, scale, bias, npos, O, leak, theta, mode, spk_out[t], acc)
         counts[t, EVENTS] = nev
         counts[t, SYNOPS] = nsyn
         counts[t, SPIKES] = fired
+        counts[t, SYNOPS_NZ] = nsyn_nz
     if mode == 1:
         _to_chw(acc, acc_out, npos, O)
 
@@ -162,6 +166,7 @@ def event_layer(
     H,
     W,
     wt,  # float32 [C*kh*kw*O]: weights (or integer codes) as [C, kh, kw, O]
+    nzc,  # int64 [C*kh*kw]: nonzero weights in each column (ACs a weight-sparse chip performs)
     scale,  # float32 [O]: per-output-channel weight scale (ones for float weights)
     bias,  # float32 [O] (zeros without bias)
     O,
@@ -178,7 +183,7 @@ def event_layer(
     mode,
     spk_out,  # int8 [B, T, O*Ho*Wo] (mode 0)
     acc_out,  # float32 [B, O*Ho*Wo] (mode 1): sum over T of the current
-    counts,  # int64 [B, T, 3]
+    counts,  # int64 [B, T, N_COUNTS]
 ):
     """Event-driven layer over a chunk: ``prange`` over samples."""
     B = spk_in.shape[0]
@@ -186,7 +191,7 @@ def event_layer(
         so = spk_out[b] if mode == 0 else spk_out[0]
         ao = acc_out[b] if mode == 1 else acc_out[0]
         _event_sample(
-            spk_in[b], fmap, fval, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo,
+            spk_in[b], fmap, fval, H, W, wt, nzc, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo,
             leak, theta, mode, so, ao, counts[b],
         )  # fmt: skip
 
@@ -224,6 +229,7 @@ def _dense_sample(
         counts[t, EVENTS] = 0
         counts[t, SYNOPS] = 0
         counts[t, SPIKES] = fired
+        counts[t, SYNOPS_NZ] = 0
     if mode == 1:
         _to_chw(acc, acc_out, npos, O)
 
@@ -252,7 +258,7 @@ def dense_layer(
     mode,
     spk_out,  # int8 [B, T, O*Ho*Wo]
     acc_out,  # float32 [B, O*Ho*Wo]
-    counts,  # int64 [B, T, 3]
+    counts,  # int64 [B, T, N_COUNTS]
 ):
     """Dense (MAC) first layer on an analog input that is the same at every step."""
     B = x.shape[0]

@@ -10,25 +10,22 @@ bias, see docs/simulator.md), and what integrates the current (a LIF layer
 or the non-spiking output). Each stage runs as one numba kernel call per chunk of
 samples (see :mod:`snncost.sim.kernels`).
 
-Counting conventions (also in docs/simulator.md and
-:mod:`snncost.sim.counts`), per weight layer, per step, summed over the batch:
+Counted events (also in docs/simulator.md and :mod:`snncost.sim.counts`),
+per weight layer, per step, summed over the batch; no memory traffic and no
+widths (those are the cost model's, :mod:`snncost.costmodel`):
 
 - ``input_events``: nonzero inputs processed as events (pre-pool spikes when
   an average pool is folded; pooled spikes after a max pool; signed Poisson
   input spikes). 0 for the dense analog first layer.
 - ``synaptic_ops``: accumulates actually performed, ``sum over events of
-  (reached output positions) * O``, borders and stride respected.
-- ``macs``: dense analog first layer only, the dense formula
-  ``O*Ho*Wo*C*kh*kw`` (linear: ``out*in``) per step per sample (a chip without
-  reuse recomputes it every step, even though the replay computes it once).
+  (reached output positions) * O``, borders and stride respected;
+  ``synaptic_ops_nonzero``: those whose weight is nonzero.
+- ``macs``: dense analog first layer only, its real-tap (border-exact) MACs
+  of one pass, reported at every step: the replay computes the current once,
+  and whether a chip recomputes it every step is a cost-model option.
 - ``neuron_updates``: every neuron every step (LIF, or the output
   integrator), bias added as part of the update.
 - ``output_spikes``: spikes emitted (0 for the output layer).
-- memory bits: each AC/MAC reads one weight (``weight_bits``) and reads and
-  writes one membrane (``state_bits``); each neuron update reads and writes
-  its membrane once; each spike writes one address event
-  (``ceil(log2(neurons))`` bits); the dense analog layer also reads its
-  input pixels once per step (``state_bits`` each).
 """
 
 from __future__ import annotations
@@ -50,9 +47,8 @@ from snncost.graph.nodes import (
     WeightNode,
 )
 from snncost.sim import kernels as K
-from snncost.sim.counts import LayerCounts, RunCounts
+from snncost.sim.counts import LayerCounts, RunCounts, layer_shape_facts
 
-STATE_BITS = 32
 SPIKE_MAP_BUDGET = 1 << 28  # bytes of one int8 [B, T, N] spike map per chunk
 
 
@@ -84,6 +80,7 @@ class _Stage:
     # conv geometry, linear as a 1x1 conv on (F, 1, 1)
     geom: tuple = ()
     wt: np.ndarray | None = None
+    nzc: np.ndarray | None = None  # int64 [C*kh*kw]: nonzero weights per weight column
     scale: np.ndarray | None = None  # float32 [O]: weight scale (ones for float weights)
     bias: np.ndarray | None = None
     src_size: int = 0  # length of the event rows fed to the kernel
@@ -110,6 +107,11 @@ def _geometry(node: WeightNode) -> tuple:
     wt = np.ascontiguousarray(wt, dtype=np.float32).reshape(-1)
     bias = np.zeros(o, np.float32) if node.bias is None else np.ascontiguousarray(node.bias, np.float32)
     return geom, wt, _scale(node, o), bias
+
+
+def _nonzero_columns(wt: np.ndarray, o: int) -> np.ndarray:
+    """Nonzero weights in each ``[O]`` column of the transposed weights (ACs of a weight-sparse chip)."""
+    return np.ascontiguousarray((wt.reshape(-1, o) != 0).sum(axis=1), dtype=np.int64)
 
 
 def _scale(node: WeightNode, o: int) -> np.ndarray:
@@ -189,8 +191,9 @@ def compile_plan(graph: LayerGraph) -> list[_Stage]:
                 raise ValueError(f"{node.name}: input size {shape} does not match {node.in_shape}")
             geom, wt, scale, bias = _geometry(node)
             st = _Stage(
-                node=node, source=source, pre=pre, fval=fval, geom=geom, wt=wt, scale=scale, bias=bias
-            )
+                node=node, source=source, pre=pre, fval=fval, geom=geom, wt=wt, scale=scale, bias=bias,
+                nzc=_nonzero_columns(wt, geom[3]),
+            )  # fmt: skip
             if source == "events":
                 n_rows = pre[-1].out_size if pre else None
                 if fold is not None:
@@ -338,8 +341,8 @@ def simulate(
                     ev = pooled
                 if ev.shape[2] != st.src_size:
                     raise AssertionError(f"{st.node.name}: event rows {ev.shape[2]} != {st.src_size}")
-                K.event_layer(ev, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.scale, st.bias, o, kh, kw,
-                              sh, sw, ph, pw, ho, wo, leak, theta, mode, spk_out, acc_out, counts)  # fmt: skip
+                K.event_layer(ev, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.nzc, st.scale, st.bias, o,
+                              kh, kw, sh, sw, ph, pw, ho, wo, leak, theta, mode, spk_out, acc_out, counts)  # fmt: skip
             totals[si] += counts.sum(axis=0)
             if mode == 0:
                 if record_spikes:
@@ -374,39 +377,20 @@ def simulate(
 
 def _layer_counts(st: _Stage, tot: np.ndarray, T: int, B: int) -> LayerCounts:
     node = st.node
-    n_out = st.out_size
-    wbits = int(node.weight_bits)
-    events = tot[:, K.EVENTS].copy()
-    synops = tot[:, K.SYNOPS].copy()
-    spikes = tot[:, K.SPIKES].copy()
-    if st.source == "analog":
-        macs = np.full(T, node.dense_macs * B, np.int64)
-        in_reads = np.full(T, int(np.prod(node.in_shape)) * B * STATE_BITS, np.int64)
-    else:
-        macs = np.zeros(T, np.int64)
-        in_reads = np.zeros(T, np.int64)
-    updates = np.full(T, n_out * B, np.int64)
-    ops = synops + macs
+    analog = st.source == "analog"
+    macs = np.full(T, node.real_macs * B if analog else 0, np.int64)
     return LayerCounts(
         name=node.name,
-        kind="conv" if isinstance(node, ConvNode) else "linear",
         neuron="lif" if st.neuron is not None else "output",
-        input_shape=tuple(node.in_shape),
-        output_shape=tuple(node.out_shape),
-        weight_count=node.weight_count,
-        weight_bits=wbits,
-        number_format=node.number_format,
-        state_bits=STATE_BITS,
-        input_events=events,
-        synaptic_ops=synops,
+        input_events=tot[:, K.EVENTS].copy(),
+        synaptic_ops=tot[:, K.SYNOPS].copy(),
+        synaptic_ops_nonzero=tot[:, K.SYNOPS_NZ].copy(),
         macs=macs,
-        neuron_updates=updates,
-        output_spikes=spikes,
-        weight_bits_read=ops * wbits,
-        state_bits_read=ops * STATE_BITS + updates * STATE_BITS + in_reads,
-        state_bits_written=ops * STATE_BITS + updates * STATE_BITS,
-        spike_bits_written=spikes * address_bits(n_out),
+        neuron_updates=np.full(T, st.out_size * B, np.int64),
+        output_spikes=tot[:, K.SPIKES].copy(),
         leak=float(st.neuron.leak) if st.neuron is not None else 1.0,
+        analog=analog,
+        **layer_shape_facts(node),
     )
 
 

@@ -9,8 +9,11 @@ Writes to the run directory:
 - ``reports/<variant>.{md,tex,csv,json,png}``: each variant's CostReport;
 - ``report.*``: the CostReport of the most compressed variant;
 - ``results.md`` / ``results.json``: the comparison table (accuracy, T,
-  parameters, spikes, energies, ratios to the ANN), the temporal schedule,
-  the quantization sweep and the noise-robustness table;
+  parameters, spikes, energies, ratios to the ANN baseline named in each
+  row, to the zero-skipping ANN, spikes per synapse and the break-even
+  activity), the replay's agreement with PyTorch on a fixed sample of the
+  costed batch, the temporal schedule, the quantization sweep and the
+  noise-robustness table;
 - ``accuracy_energy.png`` (accuracy vs compute energy, one point per T of
   the temporal schedule) and ``robustness.png``.
 """
@@ -60,14 +63,18 @@ def stage_evaluate(ctx: Context) -> None:
         report = _cost(ctx, model, x, y, baseline, label)
         reports[stage] = report
         _write_report(ctx, out / "reports" / stage, report)
-        rows.append(_row(ctx, label, stage, model, report))
+        rows.append({**_row(ctx, label, stage, model, report), **_verify(ctx, model, x)})
     final_stage = variants[-1][1]
     _write_report(ctx, out / "report", reports[final_stage])
     ann_row = _ann_row(ctx, ann, reports[variants[0][1]]) if ann is not None else None
     curve = _temporal_curve(ctx, x, y, baseline)
     noise = _robustness(ctx, ann, variants)
+    first = reports[variants[0][1]]
     results = {
         "profile": ctx.cfg.evaluate.profile,
+        "dataflow": first.dataflow,
+        "ann_dataflow": first.ann_dataflow,
+        "conventions": first.conventions,
         "samples_costed": len(x),
         "variants": ([ann_row] if ann_row else []) + rows,
         "temporal": curve,
@@ -99,13 +106,31 @@ def _test_batch(ctx: Context, n: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _cost(ctx: Context, model: nn.Module, x, y, baseline, label: str):
     return snncost.evaluate(
         _cpu(model), profile=ctx.cfg.evaluate.profile, data=(x, y), baseline=baseline,
-        max_samples=len(x), name=f"{ctx.cfg.name}: {label}",
+        max_samples=len(x), name=f"{ctx.cfg.name}: {label}", dataflow=ctx.cfg.evaluate.dataflow,
     )  # fmt: skip
+
+
+def _verify(ctx: Context, model: nn.Module, x) -> dict:
+    """The replay against the PyTorch forward pass on the first ``verify_samples`` costed images."""
+    n = min(ctx.cfg.evaluate.verify_samples, len(x))
+    if n == 0:
+        return {"verified_samples": 0}
+    from snncost.sim import verify_against_torch
+
+    check = verify_against_torch(_cpu(model), None, x[:n])
+    return {
+        "verified_samples": n,
+        "spikes_compared": int(check["spikes_compared"]),
+        "spike_mismatches": int(check["spike_mismatches"]),
+        "prediction_agreement": float(check["prediction_agreement"]),
+    }
 
 
 def _row(ctx: Context, label: str, stage: str, model: nn.Module, report) -> dict:
     s, r = report.snn_total, report.ratios
     bits = {row.weight_bits for row in report.snn}
+    zero_skip = next((b for b in report.baselines if b.key == "ann-zero-skipping"), None)
+    be = report.break_even.network if report.break_even is not None else None
     return {
         "variant": label,
         "stage": stage,
@@ -123,6 +148,10 @@ def _row(ctx: Context, label: str, stage: str, model: nn.Module, report) -> dict
         "vs_ann_synaptic_energy": r.synaptic_energy,
         "vs_ann_compute_energy": r.compute_energy,
         "vs_ann_total_energy": r.total_energy,
+        "baseline": report.baseline,
+        "vs_zero_skipping_ann_total_energy": zero_skip.ratios.total_energy if zero_skip else None,
+        "spikes_per_synapse": be.spikes_per_synapse if be else None,
+        "break_even_spikes_per_synapse": be.break_even_spikes_per_synapse if be else None,
     }
 
 
@@ -145,6 +174,10 @@ def _ann_row(ctx: Context, ann: nn.Module, report) -> dict:
         "vs_ann_synaptic_energy": 1.0,
         "vs_ann_compute_energy": 1.0,
         "vs_ann_total_energy": 1.0,
+        "baseline": report.baseline,
+        "vs_zero_skipping_ann_total_energy": None,
+        "spikes_per_synapse": None,
+        "break_even_spikes_per_synapse": None,
     }
 
 
@@ -208,23 +241,46 @@ def _fmt(v, spec: str, scale: float = 1.0) -> str:
     return "-" if v is None else format(v * scale, spec)
 
 
+def _ratio(v) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
 def results_markdown(results: dict) -> str:
     """The comparison of all variants as Markdown (what ``results.md`` holds)."""
     lines = [
         f"## Model variants on `{results['profile']}` ({results['samples_costed']} test images replayed)",
         "",
+        f"Dataflow: SNN {results.get('dataflow', '-')}, ANN {results.get('ann_dataflow', '-')}. "
+        "Conventions: " + "; ".join(results.get("conventions", [])) + ".",
+        "Each ANN/SNN ratio is against the baseline named in its row (b1, b2, ... below); "
+        "`zero-skip` is the same baseline performing MACs only on nonzero activations. "
+        "Spikes/synapse and break-even are per inference (ACs / real-tap synapses).",
+        "",
         "| variant | T | bits | params | test acc | spikes/img | synaptic energy (µJ) | compute energy (µJ) "
-        "| total energy (µJ) | ANN/SNN synaptic | ANN/SNN compute | ANN/SNN total |",
-        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| total energy (µJ) | baseline | ANN/SNN synaptic | ANN/SNN compute | ANN/SNN total | zero-skip ANN/SNN total "
+        "| spikes/synapse | break-even |",
+        "|:---|---:|---:|---:|---:|---:|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|",
     ]
+    keys: dict[str, str] = {}
     for r in results["variants"]:
+        key = keys.setdefault(r.get("baseline") or "-", f"b{len(keys) + 1}")
         lines.append(
             f"| {r['variant']} | {r['timesteps']} | {r['weight_bits']} | {r['params']:,} | "
             f"{_fmt(r['test_acc'], '.2f', 100)}% | {_fmt(r['spikes_per_inference'], ',.0f')} | "
             f"{_fmt(r['energy_synaptic_uj'], '.3f')} | {_fmt(r['energy_compute_uj'], '.3f')} | "
-            f"{_fmt(r['energy_total_uj'], '.3f')} | {_fmt(r['vs_ann_synaptic_energy'], '.2f')}x | "
-            f"{_fmt(r['vs_ann_compute_energy'], '.2f')}x | {_fmt(r['vs_ann_total_energy'], '.2f')}x |"
+            f"{_fmt(r['energy_total_uj'], '.3f')} | {key} | {_fmt(r['vs_ann_synaptic_energy'], '.2f')}x | "
+            f"{_fmt(r['vs_ann_compute_energy'], '.2f')}x | {_fmt(r['vs_ann_total_energy'], '.2f')}x | "
+            f"{_ratio(r.get('vs_zero_skipping_ann_total_energy'))} | "
+            f"{_fmt(r.get('spikes_per_synapse'), '.3f')} | {_fmt(r.get('break_even_spikes_per_synapse'), '.3f')} |"
         )
+    lines += [""] + [f"- {k}: {text}" for text, k in keys.items()]
+    checked = [r for r in results["variants"] if r.get("verified_samples")]
+    if checked:
+        lines += ["", "Replay vs PyTorch on the first costed images: " + "; ".join(
+            f"{r['variant']} {r['spike_mismatches']} spike mismatches in {r['spikes_compared']:,} "
+            f"({r['verified_samples']} images, predictions agree {100 * r['prediction_agreement']:.1f}%)"
+            for r in checked
+        ) + "."]  # fmt: skip
     if results["temporal"]:
         lines += ["", "## Temporal pruning schedule", "", "| T | test acc | spikes/img | synaptic energy (µJ) | ANN/SNN synaptic | kept |", "|---:|---:|---:|---:|---:|:---|"]
         for r in results["temporal"]:

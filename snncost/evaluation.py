@@ -1,0 +1,352 @@
+"""One-call evaluation: replay an SNN on real inputs and cost it against its ANN baselines.
+
+>>> import snncost
+>>> report = snncost.evaluate(model, profile="45nm", data=(x, y))   # doctest: +SKIP
+>>> print(report.to_markdown())                                       # doctest: +SKIP
+
+A short orchestration of the parts, each in its own package:
+
+1. :mod:`snncost.inputs` turns the user's model and data into a module and a checked batch;
+2. :mod:`snncost.sim` replays the SNN event by event and counts the ANN's events (the
+   ANN is also run on the same inputs, for the zero-skipping baseline);
+3. :mod:`snncost.costmodel` turns events into operations and accesses under a dataflow,
+   prices them on a profile, and finds the break-even activity;
+4. :mod:`snncost.report` assembles and renders the :class:`~snncost.report.CostReport`.
+
+:func:`compare_profiles` does steps 1-2 once and prices the replay on several profiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from snncost.costmodel import (
+    CostOptions,
+    ann_baselines,
+    break_even,
+    cost_run,
+    resolve_dataflows,
+    silent,
+    snn_widths,
+)
+from snncost.hardware import HardwareProfile, load_profile
+from snncost.inputs import ResolvedData, load_model_input, model_name, resolve_data
+from snncost.report.comparison import ProfileComparison, profile_row
+from snncost.report.cost_report import CostReport
+from snncost.sim.counts import RunCounts
+
+__all__ = ["compare_profiles", "evaluate"]
+
+
+# ---------------------------------------------------------------------- the replay
+@dataclass
+class _Replay:
+    """Everything profile-independent: done once, priced per profile."""
+
+    model: str
+    data: ResolvedData
+    timesteps: int
+    snn: RunCounts
+    ann: RunCounts
+    baseline: str
+    accuracy: float | None = None
+    ann_accuracy: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _has_lif(model: nn.Module) -> bool:
+    from snncost.nn import LIF
+
+    return any(isinstance(m, LIF) for m in model.modules())
+
+
+def _accuracy(logits: Any, y: torch.Tensor | None) -> float | None:
+    if y is None or logits is None:
+        return None
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or len(logits) != len(y):
+        return None
+    return float((logits.argmax(1) == y.numpy()).mean())
+
+
+def _replay(
+    model: Any,
+    data: Any = None,
+    timesteps: int | None = None,
+    baseline: Any = None,
+    input_shape: tuple[int, ...] | None = None,
+    max_samples: int = 256,
+    verify: bool = False,
+    name: str | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> _Replay:
+    from snncost.graph import build_graph
+    from snncost.sim import ann_counts, simulate
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    module, default_name = load_model_input(model, timesteps)
+    if not _has_lif(module):
+        raise ValueError(
+            "model has no spiking (snncost.nn.LIF) layers: evaluate() costs an SNN; "
+            "pass the ANN as baseline= instead"
+        )
+    module.eval()
+    shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
+    if shape is None:
+        raise ValueError("the model has no input_shape attribute: pass input_shape=(C, H, W)")
+    shape = tuple(int(s) for s in shape)
+    d = resolve_data(data, shape, max_samples, seed)
+
+    try:
+        encoder = module.find_encoder()
+    except (AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot find the model's input encoder: {exc}") from None
+    if timesteps is not None and int(timesteps) < 1:
+        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    old_t = encoder.timesteps
+    T = int(timesteps) if timesteps is not None else int(old_t)
+    notes: list[str] = []
+    try:
+        encoder.timesteps = T
+        graph = build_graph(module, shape, name=name or default_name or "")
+        labels = d.y.numpy() if d.y is not None else None
+        poisson = getattr(encoder, "kind", "") == "poisson"
+        old_gen = getattr(encoder, "generator", None)
+        if poisson:
+            # reproducible input spike trains: the model's own encoder, seeded
+            encoder.generator = torch.Generator().manual_seed(seed)
+            notes.append(
+                f"Poisson input spike trains drawn by the model's encoder with seed {seed}"
+            )
+        try:
+            if verify:
+                from snncost.sim import verify_against_torch
+
+                # one run: the PyTorch forward pass, then the replay of the same input spikes
+                check = verify_against_torch(
+                    module, graph, d.x, batch_size=batch_size, labels=labels
+                )
+                counts = check["counts"]
+                counts.spike_mismatches = int(check["spike_mismatches"])
+                counts.spikes_compared = int(check["spikes_compared"])
+            else:
+                inputs: Any = d.x
+                if poisson:
+                    with torch.no_grad():
+                        inputs = encoder(d.x)  # [T, B, ...] signed spikes
+                counts = simulate(graph, inputs, timesteps=T, batch_size=batch_size, labels=labels)
+        finally:
+            if poisson:
+                encoder.generator = old_gen
+    finally:
+        encoder.timesteps = old_t
+
+    ann_acc = None
+    if baseline is None:
+        # the same graph with ReLU for LIF, run on the same inputs (zero-skipping counts)
+        ann = ann_counts(graph, shape, inputs=d.x)
+        baseline_desc = "equivalent ANN (same graph, ReLU)"
+    else:
+        base_module, base_name = load_model_input(baseline)
+        if _has_lif(base_module):
+            raise ValueError("baseline must be an ANN (it has spiking LIF layers)")
+        base_module.eval()
+        ann = ann_counts(base_module, shape, inputs=d.x)
+        baseline_desc = f"ANN {base_name or model_name(base_module)}"
+        if d.y is not None:
+            with torch.no_grad():
+                out = base_module(d.x)
+            ann_acc = _accuracy(out.numpy(), d.y)
+
+    return _Replay(
+        model=name or default_name or model_name(module),
+        data=d,
+        timesteps=T,
+        snn=counts,
+        ann=ann,
+        baseline=baseline_desc,
+        accuracy=_accuracy(counts.logits, d.y),
+        ann_accuracy=ann_acc,
+        notes=notes,
+    )
+
+
+def _report(replay: _Replay, profile: HardwareProfile, options: CostOptions) -> CostReport:
+    """Price one replay on ``profile``: the SNN, every ANN baseline, and the break-even activity."""
+    snn_df, ann_df = resolve_dataflows(profile, options)
+    widths = snn_widths(replay.snn, profile)
+    snn = cost_run(replay.snn, profile, widths, snn_df, options)
+    baselines = ann_baselines(replay.snn, profile, options.baseline_precision)
+    runs = [
+        cost_run(replay.ann, profile, b.widths, ann_df, options, zero_skipping=b.zero_skipping)
+        for b in baselines
+    ]
+    main = runs[0]
+    fixed = cost_run(silent(replay.snn), profile, widths, snn_df, options)
+    main_text = f"{replay.baseline}, {baselines[0].description}"
+    return CostReport.from_runs(
+        snn,
+        main,
+        extra_baselines=[(b.key, b.description, r) for b, r in zip(baselines[1:], runs[1:], strict=True)],
+        model=replay.model,
+        profile_description=" ".join(profile.description.split()),
+        baseline=main_text,
+        batch_size=len(replay.data.x),
+        data=replay.data.description,
+        synthetic_data=replay.data.synthetic,
+        accuracy=replay.accuracy,
+        ann_accuracy=replay.ann_accuracy,
+        spike_mismatches=replay.snn.spike_mismatches,
+        spikes_compared=replay.snn.spikes_compared,
+        conventions=options.conventions(snn_df, main.dataflow),
+        break_even=break_even(snn.rows, fixed.rows, main.rows, baselines[0].key, replay.timesteps),
+        notes=replay.notes,
+    )
+
+
+def _options(**kwargs: Any) -> CostOptions:
+    """:class:`CostOptions` from evaluate()'s keywords (a ValueError names a bad one)."""
+    from pydantic import ValidationError
+
+    try:
+        return CostOptions(**kwargs)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err["loc"])
+        raise ValueError(f"{where}: {err['msg']} (got {err.get('input')!r})") from None
+
+
+def evaluate(
+    model: nn.Module | str | Path,
+    profile: str | Path | HardwareProfile = "45nm",
+    data: Any = None,
+    timesteps: int | None = None,
+    baseline: nn.Module | str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    max_samples: int = 256,
+    verify: bool = False,
+    name: str | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    dataflow: str | None = None,
+    ann_dataflow: str | None = None,
+    count_padding: bool = False,
+    analog_input: str = "every-step",
+    skip_zero_weights: bool = False,
+    baseline_precision: str = "same",
+) -> CostReport:
+    """Replay an SNN on inputs and return its :class:`CostReport` on ``profile``.
+
+    Parameters
+    ----------
+    model
+        An SNN built from :mod:`snncost.nn` neurons and torch layers (e.g.
+        :func:`snncost.models.build_snn`, or a hand-built
+        :class:`~snncost.nn.SpikingSequential` starting with an encoder), the
+        path of a checkpoint (:func:`snncost.checkpoint.load_model`), or a
+        ``nir.NIRGraph`` / NIR file (``.nir``, ``.h5``, ``.hdf5``), imported
+        with :func:`snncost.interop.nir.from_nir` (see ``docs/nir.md``).
+    profile
+        A built-in profile name (:func:`snncost.available_profiles`), a YAML
+        path, or a :class:`~snncost.hardware.HardwareProfile`.
+    data
+        A tensor ``[B, C, H, W]``, an ``(x, y)`` pair, a torch ``Dataset`` or
+        ``DataLoader`` (up to ``max_samples`` inputs are used), or ``None``:
+        a seeded Gaussian batch of ``model.input_shape`` (the report says the
+        data are synthetic). With labels, the report gives the SNN accuracy
+        computed from the replay's logits.
+    timesteps
+        Replay with this ``T`` instead of the model's own.
+    baseline
+        ``None``: the equivalent ANN of the same graph (ReLU instead of LIF,
+        the SNN's weights). Or an ANN module / checkpoint (e.g. the unpruned
+        ANN). Either is counted on the same inputs, so the report also has a
+        zero-skipping row; its precision follows ``baseline_precision``.
+    input_shape
+        Per-sample shape ``(C, H, W)`` when the model has no ``input_shape``.
+    verify
+        Also run the PyTorch forward pass and count spike mismatches.
+    name
+        Model name in the report (default: checkpoint stem or architecture).
+    seed
+        Seed of synthetic inputs and Poisson spike trains.
+    batch_size
+        Replay chunk size (memory only; the counts do not depend on it).
+    dataflow, ann_dataflow, count_padding, analog_input, skip_zero_weights, baseline_precision
+        The cost conventions (:class:`snncost.costmodel.CostOptions`,
+        docs/cost_model.md); the report states the ones used. ``dataflow``
+        ``None`` is the profile's ``default_dataflow``.
+
+    Raises ``ValueError`` for data of the wrong shape (naming the expected
+    and actual shapes), an unknown dataflow or option value, and
+    :class:`~snncost.hardware.ProfileError` (a ``ValueError``) for an
+    unknown profile, listing the available ones.
+    """
+    options = _options(
+        dataflow=dataflow, ann_dataflow=ann_dataflow, count_padding=count_padding,
+        analog_input=analog_input, skip_zero_weights=skip_zero_weights,
+        baseline_precision=baseline_precision,
+    )  # fmt: skip
+    prof = load_profile(profile)
+    resolve_dataflows(prof, options)  # fail fast on an unknown name
+    replay = _replay(
+        model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size
+    )
+    return _report(replay, prof, options)
+
+
+def compare_profiles(
+    model: nn.Module | str | Path,
+    profiles: Iterable[str | Path | HardwareProfile] | None = None,
+    data: Any = None,
+    timesteps: int | None = None,
+    baseline: nn.Module | str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    max_samples: int = 256,
+    verify: bool = False,
+    name: str | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    **cost_options: Any,
+) -> ProfileComparison:
+    """Replay ``model`` once and price it on every profile (default: all built-in ones).
+
+    Arguments are those of :func:`evaluate` (``cost_options``: its cost
+    conventions, e.g. ``dataflow=``; ``None`` = each profile's default).
+    Every profile is loaded (and validated) before the replay, so a bad name
+    fails fast.
+    """
+    from snncost.hardware import available_profiles
+
+    options = _options(**cost_options)
+    names: Sequence[Any] = list(profiles) if profiles is not None else available_profiles()
+    if not names:
+        raise ValueError("compare_profiles needs at least one profile")
+    loaded = [load_profile(p) for p in names]
+    for p in loaded:
+        resolve_dataflows(p, options)
+    replay = _replay(
+        model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size
+    )
+    reports = [_report(replay, p, options) for p in loaded]
+    return ProfileComparison(
+        model=replay.model,
+        timesteps=replay.timesteps,
+        batch_size=len(replay.data.x),
+        data=replay.data.description,
+        synthetic_data=replay.data.synthetic,
+        accuracy=replay.accuracy,
+        rows=[profile_row(r) for r in reports],
+        reports=reports,
+    )
