@@ -11,8 +11,9 @@ The public entry points are imported lazily (on first attribute access), so
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from snncost._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -41,14 +42,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from snncost.sim import simulate
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'snncost' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: later lookups bypass __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

@@ -13,8 +13,9 @@ one submodule (e.g. ``snncost.hardware.profile``) does not import the others.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from snncost._lazy import lazy_exports
 
 _LAZY = {
     "DEFAULT_PROFILE": "snncost.hardware.loading",
@@ -62,14 +63,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from snncost.hardware.yamlfile import ProfileError, available_profiles, format_validation_error
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: later lookups bypass __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)

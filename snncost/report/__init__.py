@@ -12,8 +12,9 @@ lazily (on first attribute access), so importing one submodule (e.g.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from snncost._lazy import lazy_exports
 
 _LAZY = {
     "CostReport": "snncost.report.cost_report",
@@ -39,14 +40,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from snncost.report.formatting import latex_escape
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: later lookups bypass __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
