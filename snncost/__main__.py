@@ -193,6 +193,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     )
     if desc:
         report = report.model_copy(update={"data": f"{desc}, {report.batch_size} samples"})
+    if report.feasibility is not None and not report.feasibility.fits:
+        print(f"warning: the SNN {report.feasibility.summary()}", file=sys.stderr)
     if args.plot:
         report.plot(args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
@@ -219,6 +221,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         comparison = comparison.model_copy(
             update={"data": f"{desc}, {comparison.batch_size} samples"}
         )
+    for rep in comparison.reports:
+        if rep.feasibility is not None and not rep.feasibility.fits:
+            print(f"warning: the SNN {rep.feasibility.summary()}", file=sys.stderr)
     _write(_render(comparison, args.format, args.caption), args.output)
     return 0
 

@@ -32,6 +32,7 @@ from snncost.costmodel import (
     ann_baselines,
     break_even,
     cost_run,
+    feasibility,
     resolve_dataflows,
     silent,
     snn_widths,
@@ -209,6 +210,7 @@ def _report(replay: _Replay, profile: HardwareProfile, options: CostOptions) -> 
         spikes_compared=replay.snn.spikes_compared,
         conventions=options.conventions(snn_df, main.dataflow),
         break_even=break_even(snn.rows, fixed.rows, main.rows, baselines[0].key, replay.timesteps),
+        feasibility=feasibility.check(replay.snn, profile),
         notes=replay.notes,
     )
 

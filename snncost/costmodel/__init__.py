@@ -13,11 +13,14 @@ decides what they cost:
 - :mod:`~snncost.costmodel.pricing`: operations and accesses priced on a
   :class:`~snncost.hardware.HardwareProfile` (:func:`cost_run`);
 - :mod:`~snncost.costmodel.breakeven`: the activity at which the SNN costs
-  as much as its baseline.
+  as much as its baseline;
+- :mod:`~snncost.costmodel.feasibility`: whether the network fits a chip
+  with published limits (cores, chips, weight precision).
 
 See docs/cost_model.md.
 """
 
+from snncost.costmodel import feasibility
 from snncost.costmodel.accesses import Access, Widths, address_bits
 from snncost.costmodel.baselines import Baseline, ann_baselines, snn_widths
 from snncost.costmodel.breakeven import BreakEven, BreakEvenRow, break_even, silent
@@ -41,6 +44,7 @@ __all__ = [
     "ann_baselines",
     "break_even",
     "check_dataflow",
+    "feasibility",
     "cost_run",
     "resolve_dataflows",
     "silent",

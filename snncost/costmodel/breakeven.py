@@ -78,6 +78,8 @@ def silent(counts: RunCounts) -> RunCounts:
     for lc in counts.layers:
         zero = {f: np.zeros_like(getattr(lc, f)) for f in
                 ("input_events", "synaptic_ops", "synaptic_ops_nonzero", "output_spikes")}  # fmt: skip
+        if lc.active_neurons is not None and not lc.analog:
+            zero["active_neurons"] = np.zeros_like(lc.active_neurons)
         layers.append(dataclasses.replace(lc, **zero))
     return dataclasses.replace(counts, layers=layers)
 

@@ -60,6 +60,7 @@ class LayerWork:
     macs: float  # multiply-accumulates performed
     mac_passes: float  # dense passes the MACs correspond to (T, 1, or a zero-skipping fraction)
     updates: float
+    active: float  # updates of neurons that received synaptic input (the rest only leak)
     spikes: float
     events: float  # input events (SNN)
     weight_fraction: float  # stored fraction of the weights (nonzero share when skipping zeros)

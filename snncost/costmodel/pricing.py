@@ -86,6 +86,7 @@ class LayerRow(BaseModel):
     synaptic_ops_skipped: float  # ACs on zero weights that skip_zero_weights removed
     macs: float
     neuron_updates: float
+    active_neuron_updates: float  # of those, neurons that received synaptic input
     memory_bits: float
     weight_memory: str  # memory level where the weights are read
     state_memory: str  # memory level where membranes / partial sums are kept
@@ -116,6 +117,7 @@ SUMMED_FIELDS = (
     "synaptic_ops_skipped",
     "macs",
     "neuron_updates",
+    "active_neuron_updates",
     "memory_bits",
     "energy_ac_pj",
     "energy_mac_pj",
@@ -147,6 +149,7 @@ class Totals(BaseModel):
     synaptic_ops_skipped: float
     macs: float
     neuron_updates: float
+    active_neuron_updates: float
     memory_bits: float
     energy_ac_pj: float
     energy_mac_pj: float
@@ -251,6 +254,9 @@ def layer_work(lc: LayerCounts, batch: int, options: CostOptions, zero_skipping:
         macs=macs,
         mac_passes=passes,
         updates=_per_inference(lc.neuron_updates, batch),
+        active=_per_inference(
+            lc.neuron_updates if lc.active_neurons is None else lc.active_neurons, batch
+        ),
         spikes=_per_inference(lc.output_spikes, batch),
         events=_per_inference(lc.input_events, batch),
         weight_fraction=stored,
@@ -294,6 +300,10 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
         e_nu = pricer.op("neuron_update_energy", what, sb, fmt, leaky)
     energy_ac, energy_mac = acs * e_ac_unit, macs * e_mac_unit
     energy_neuron = updates * e_nu
+    if net.network == "snn" and updates and pricer.profile.neuron_update_inactive_pj is not None:
+        # a chip that publishes it: a neuron that received no input this step costs less
+        e_idle = pricer.op("neuron_update_energy", what, sb, fmt, leaky, active=False)
+        energy_neuron = work.active * e_nu + (updates - work.active) * e_idle
     energy_routing = spikes * float(pricer.profile.spike_energy()) if spikes else 0.0
 
     accesses = _price_accesses(DATAFLOWS[dataflow](work, net), {m.name: m for m in net.levels}, pricer)
@@ -322,6 +332,7 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
         "synaptic_ops_skipped": work.acs_all - acs,
         "macs": macs,
         "neuron_updates": updates,
+        "active_neuron_updates": work.active,
         "memory_bits": float(sum((a.reads + a.writes) * a.bits for a in accesses)),
         "weight_memory": _home_of(accesses, "weights"),
         "state_memory": _home_of(accesses, "state"),

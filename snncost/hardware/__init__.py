@@ -23,6 +23,7 @@ _LAZY = {
     "load_profile_file": "snncost.hardware.loading",
     "Energy": "snncost.hardware.profile",
     "HardwareProfile": "snncost.hardware.profile",
+    "ChipLimits": "snncost.hardware.profile",
     "MemoryLevel": "snncost.hardware.profile",
     "NumberFormat": "snncost.hardware.profile",
     "OpEnergy": "snncost.hardware.profile",
@@ -36,6 +37,7 @@ _LAZY = {
 __all__ = [
     "DEFAULT_PROFILE",
     "Energy",
+    "ChipLimits",
     "HardwareProfile",
     "MemoryLevel",
     "NumberFormat",
@@ -52,6 +54,7 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from snncost.hardware.loading import DEFAULT_PROFILE, load_profile, load_profile_file
     from snncost.hardware.profile import (
+        ChipLimits,
         Energy,
         HardwareProfile,
         MemoryLevel,

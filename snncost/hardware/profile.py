@@ -57,6 +57,7 @@ from pydantic import (
 from snncost.hardware.yamlfile import ProfileError, read_model_file
 
 __all__ = [
+    "ChipLimits",
     "Energy",
     "HardwareProfile",
     "MemoryLevel",
@@ -188,6 +189,28 @@ class TimingModel(_Strict):
     notes: str = ""
 
 
+class ChipLimits(_Strict):
+    """What fits on one chip: weight precision, neurons, fan-in and synapse memory per core, cores.
+
+    A neuromorphic chip stores every neuron's synapses in its core
+    (no weight sharing across a convolution's positions is assumed), so a
+    layer needs ``max(ceil(neurons / neurons_per_core),
+    ceil(neurons x fan_in x weight_bits / 8 / synapse_memory_bytes_per_core))``
+    cores. ``None`` = no published limit.
+    """
+
+    max_weight_bits: PositiveInt | None = Field(default=None, description="Widest integer weight.")
+    integer_weights_only: bool = Field(default=True, description="No float weights on chip.")
+    neurons_per_core: PositiveInt | None = None
+    fan_in_per_core: PositiveInt | None = Field(
+        default=None, description="Distinct inputs (axons) one neuron's core accepts."
+    )
+    synapse_memory_bytes_per_core: PositiveInt | None = None
+    cores_per_chip: PositiveInt | None = None
+    source: NonEmptyStr
+    notes: str = ""
+
+
 def _table_key(op: str, number_format: str) -> tuple[str, str]:
     return (op, number_format)
 
@@ -236,6 +259,9 @@ class HardwareProfile(_Strict):
         default="weight-stationary",
         description="Dataflow used when evaluate() is given none (see docs/cost_model.md).",
     )
+    limits: ChipLimits | None = Field(
+        default=None, description="A chip's capacity limits (reports say whether a model fits)."
+    )
 
     _tables: dict[tuple[str, str], list[tuple[int, float]]] = PrivateAttr(default_factory=dict)
 
@@ -267,6 +293,8 @@ class HardwareProfile(_Strict):
         for i, level in enumerate(self.memory):
             check_source(f"memory[{i}]", level.source)
         check_source("timing", self.timing.source)
+        if self.limits is not None:
+            check_source("limits", self.limits.source)
 
         names = [level.name for level in self.memory]
         duplicates = sorted({n for n in names if names.count(n) > 1})

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from snncost.costmodel.breakeven import BreakEven, BreakEvenRow
+from snncost.costmodel.feasibility import Feasibility
 from snncost.costmodel.pricing import CostedRun, LayerRow, Totals
 from snncost.report.formatting import (
     ENERGY_UNITS,
@@ -116,6 +117,7 @@ class CostReport(BaseModel):
     conventions: list[str] = []
     baselines: list[BaselineResult] = []
     break_even: BreakEven | None = None
+    feasibility: Feasibility | None = None  # chips with published limits: does the SNN fit?
     notes: list[str] = []
 
     # ------------------------------------------------------------------ construction
@@ -194,6 +196,9 @@ class CostReport(BaseModel):
         ]
         if self.conventions:
             lines.append("- Conventions: " + "; ".join(self.conventions))
+        if self.feasibility is not None:
+            lines.append(("- Chip: " if self.feasibility.fits else "- **Warning**: the SNN ")
+                         + self.feasibility.summary())  # fmt: skip
         if self.accuracy is not None:
             lines.append(f"- SNN accuracy (replay): {100 * self.accuracy:.2f} %")
         if self.ann_accuracy is not None:

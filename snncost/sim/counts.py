@@ -56,6 +56,8 @@ class LayerCounts:
     padded_macs: int = 0  # MACs of one dense pass counting padding taps (per sample)
     nonzero_weight_macs: int = 0  # real taps whose weight is nonzero (per sample)
     zero_weights: int = 0  # weights equal to 0 (pruned or quantized to 0)
+    # SNN: neurons that received synaptic input in the step (the others only leak); None: all did
+    active_neurons: np.ndarray | None = None
     # ANN only, counted on real inputs (None when the ANN was counted without data):
     nonzero_inputs: np.ndarray | None = None  # nonzero input activations
     nonzero_input_macs: np.ndarray | None = None  # real-tap MACs whose activation is nonzero

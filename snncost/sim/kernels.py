@@ -39,8 +39,8 @@ import numpy as np
 from numba import njit, prange
 
 # slots of the per-sample, per-step count rows
-EVENTS, SYNOPS, SPIKES, SYNOPS_NZ = 0, 1, 2, 3
-N_COUNTS = 4
+EVENTS, SYNOPS, SPIKES, SYNOPS_NZ, ACTIVE = 0, 1, 2, 3, 4
+N_COUNTS = 5
 
 
 @njit(cache=True)
@@ -95,8 +95,10 @@ def _event_sample(
     cur = np.empty(npos * O, np.float32)
     u = np.zeros(npos * O, np.float32)
     acc = np.zeros(npos * O if mode == 1 else 1, np.float32)
+    touched = np.zeros(npos, np.bool_)  # output positions that received input this step
     for t in range(T):
         cur[:] = 0.0
+        touched[:] = False
         nev = 0
         nsyn = 0
         nsyn_nz = 0
@@ -135,7 +137,9 @@ def _event_sample(
                         continue
                     tap = (c * kh + ky) * kw + kx
                     wb = tap * O
-                    cb = (oy * Wo + ox) * O
+                    pos = oy * Wo + ox
+                    touched[pos] = True
+                    cb = pos * O
                     # slice views: the loop below then vectorises (flat
                     # indexing with computed offsets does not)
                     dst = cur[cb : cb + O]
@@ -153,6 +157,7 @@ def _event_sample(
         counts[t, SYNOPS] = nsyn
         counts[t, SPIKES] = fired
         counts[t, SYNOPS_NZ] = nsyn_nz
+        counts[t, ACTIVE] = touched.sum() * O
     if mode == 1:
         _to_chw(acc, acc_out, npos, O)
 
@@ -230,6 +235,7 @@ def _dense_sample(
         counts[t, SYNOPS] = 0
         counts[t, SPIKES] = fired
         counts[t, SYNOPS_NZ] = 0
+        counts[t, ACTIVE] = npos * O  # a dense input reaches every neuron
     if mode == 1:
         _to_chw(acc, acc_out, npos, O)
 

@@ -24,7 +24,8 @@ widths (those are the cost model's, :mod:`snncost.costmodel`):
   of one pass, reported at every step: the replay computes the current once,
   and whether a chip recomputes it every step is a cost-model option.
 - ``neuron_updates``: every neuron every step (LIF, or the output
-  integrator), bias added as part of the update.
+  integrator), bias added as part of the update; ``active_neurons``: those
+  that received synaptic input in the step (the rest only leak).
 - ``output_spikes``: spikes emitted (0 for the output layer).
 """
 
@@ -388,6 +389,7 @@ def _layer_counts(st: _Stage, tot: np.ndarray, T: int, B: int) -> LayerCounts:
         macs=macs,
         neuron_updates=np.full(T, st.out_size * B, np.int64),
         output_spikes=tot[:, K.SPIKES].copy(),
+        active_neurons=tot[:, K.ACTIVE].copy(),
         leak=float(st.neuron.leak) if st.neuron is not None else 1.0,
         analog=analog,
         **layer_shape_facts(node),
