@@ -5,6 +5,7 @@ The public entry points are imported lazily (on first attribute access), so
 
 - :func:`evaluate`: replay an SNN on inputs and return its :class:`CostReport`;
 - :func:`compare_profiles`: one replay priced on several hardware profiles;
+- :func:`compare_cost_models`: one replay priced under every published energy convention;
 - :func:`load_profile`, :func:`available_profiles`: hardware profiles;
 - :func:`build_graph`, :func:`simulate`: the LayerGraph and the event-driven replay.
 """
@@ -20,6 +21,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "evaluate": "snncost.evaluation",
     "compare_profiles": "snncost.evaluation",
+    "compare_cost_models": "snncost.evaluation",
+    "CostModelComparison": "snncost.report",
     "ProfileComparison": "snncost.report",
     "CostReport": "snncost.report",
     "CostOptions": "snncost.costmodel",
@@ -35,10 +38,10 @@ __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from snncost.costmodel import CostOptions
-    from snncost.evaluation import compare_profiles, evaluate
+    from snncost.evaluation import compare_cost_models, compare_profiles, evaluate
     from snncost.graph import build_graph
     from snncost.hardware import HardwareProfile, ProfileError, available_profiles, load_profile
-    from snncost.report import CostReport, ProfileComparison
+    from snncost.report import CostModelComparison, CostReport, ProfileComparison
     from snncost.sim import simulate
 
 

@@ -189,6 +189,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         verify=args.verify,
         name=args.name or Path(args.checkpoint).stem,
         seed=args.seed,
+        cost_model=args.cost_model,
         **_cost_options(args),
     )
     if desc:
@@ -199,6 +200,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report.plot(args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     _write(_render(report, args.format, args.caption), args.output)
+    return 0
+
+
+def cmd_cost_models(args: argparse.Namespace) -> int:
+    from snncost.evaluation import compare_cost_models
+
+    model, record = _load(args.checkpoint, args.timesteps)
+    data, desc = _data_for(args, model, record)
+    comparison = compare_cost_models(
+        model, args.cost_models, data=data, profile=args.profile, timesteps=args.timesteps,
+        max_samples=args.samples, name=args.name or Path(args.checkpoint).stem, seed=args.seed,
+        **_cost_options(args),
+    )  # fmt: skip
+    if desc:
+        comparison = comparison.model_copy(update={"data": f"{desc}, {comparison.batch_size} samples"})
+    _write(_render(comparison, args.format, args.caption), args.output)
     return 0
 
 
@@ -335,13 +352,25 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--baseline-precision", choices=("same", "fp32"), default="same",
                        help="ANN baseline precision: same as the SNN (default) or fp32")  # fmt: skip
 
+    from snncost.costmodel.conventions import COST_MODELS
+
     ev = sub.add_parser("evaluate", help="cost one checkpoint on one profile")
     common(ev)
     ev.add_argument("--profile", default="45nm", help="built-in name or YAML path (45nm)")
     ev.add_argument("--baseline", default=None, help="ANN checkpoint to compare against")
     ev.add_argument("--plot", default=None, help="save the per-layer figure here (.png/.pdf)")
     ev.add_argument("--verify", action="store_true", help="check the replay against PyTorch")
+    ev.add_argument("--cost-model", choices=list(COST_MODELS), default="snncost",
+                    help="snncost's dataflow-aware model (default) or a published convention "
+                    "(docs/cost_models.md)")  # fmt: skip
     ev.set_defaults(func=cmd_evaluate)
+
+    cm = sub.add_parser("cost-models", help="cost one checkpoint under every published energy convention")
+    common(cm)
+    cm.add_argument("--profile", default="45nm", help="profile of the snncost row (45nm)")
+    cm.add_argument("--cost-models", nargs="+", choices=list(COST_MODELS), default=None,
+                    help="which conventions (default: all)")  # fmt: skip
+    cm.set_defaults(func=cmd_cost_models)
 
     cmp = sub.add_parser("compare", help="cost one checkpoint on several profiles")
     common(cmp)

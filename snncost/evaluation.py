@@ -37,13 +37,27 @@ from snncost.costmodel import (
     silent,
     snn_widths,
 )
+from snncost.costmodel.conventions import (
+    COST_MODELS,
+    check_cost_model,
+    convention_params,
+    convention_run,
+    describe,
+    setting,
+)
+from snncost.costmodel.conventions import DEFAULT as DEFAULT_COST_MODEL
 from snncost.hardware import HardwareProfile, load_profile
 from snncost.inputs import ResolvedData, load_model_input, model_name, resolve_data
-from snncost.report.comparison import ProfileComparison, profile_row
+from snncost.report.comparison import (
+    CostModelComparison,
+    ProfileComparison,
+    cost_model_row,
+    profile_row,
+)
 from snncost.report.cost_report import CostReport
 from snncost.sim.counts import RunCounts
 
-__all__ = ["compare_profiles", "evaluate"]
+__all__ = ["compare_cost_models", "compare_profiles", "evaluate"]
 
 
 # ---------------------------------------------------------------------- the replay
@@ -60,6 +74,7 @@ class _Replay:
     accuracy: float | None = None
     ann_accuracy: float | None = None
     notes: list[str] = field(default_factory=list)
+    graph: Any = None  # the SNN's LayerGraph (conventions that read its structure)
 
 
 def _has_lif(model: nn.Module) -> bool:
@@ -178,29 +193,51 @@ def _replay(
         accuracy=_accuracy(counts.logits, d.y),
         ann_accuracy=ann_acc,
         notes=notes,
+        graph=graph,
     )
 
 
-def _report(replay: _Replay, profile: HardwareProfile, options: CostOptions) -> CostReport:
+def _report(
+    replay: _Replay,
+    profile: HardwareProfile,
+    options: CostOptions,
+    cost_model: str = DEFAULT_COST_MODEL,
+    params: dict[str, Any] | None = None,
+) -> CostReport:
     """Price one replay on ``profile``: the SNN, every ANN baseline, and the break-even activity."""
     snn_df, ann_df = resolve_dataflows(profile, options)
     widths = snn_widths(replay.snn, profile)
-    snn = cost_run(replay.snn, profile, widths, snn_df, options)
     baselines = ann_baselines(replay.snn, profile, options.baseline_precision)
-    runs = [
-        cost_run(replay.ann, profile, b.widths, ann_df, options, zero_skipping=b.zero_skipping)
-        for b in baselines
-    ]
+    notes = list(replay.notes)
+    if cost_model == DEFAULT_COST_MODEL:
+        snn = cost_run(replay.snn, profile, widths, snn_df, options)
+        runs = [
+            cost_run(replay.ann, profile, b.widths, ann_df, options, zero_skipping=b.zero_skipping)
+            for b in baselines
+        ]
+        fixed = cost_run(silent(replay.snn), profile, widths, snn_df, options)
+        conventions = options.conventions(snn_df, runs[0].dataflow)
+    else:  # a published convention: its own rules, one baseline (the ANN it describes)
+        params = {**convention_params(cost_model, replay.graph), **(params or {})}
+        snn = convention_run(replay.snn, cost_model, profile, options, **params)
+        ann = convention_run(replay.ann, cost_model, profile, options, **params)
+        fixed = convention_run(silent(replay.snn), cost_model, profile, options, **params)
+        if ann is None:
+            notes.append(f"cost model {cost_model} has no model of an ANN: no baseline")
+            ann = snn.model_copy(update={"network": "ann", "rows": []})
+        baselines, runs = baselines[:1], [ann]
+        conventions = [
+            f"cost model: {cost_model} ({describe(cost_model)[1]})",
+            f"setting: {setting(cost_model, profile, params)}",
+        ]
     main = runs[0]
-    fixed = cost_run(silent(replay.snn), profile, widths, snn_df, options)
-    main_text = f"{replay.baseline}, {baselines[0].description}"
     return CostReport.from_runs(
         snn,
         main,
         extra_baselines=[(b.key, b.description, r) for b, r in zip(baselines[1:], runs[1:], strict=True)],
         model=replay.model,
         profile_description=" ".join(profile.description.split()),
-        baseline=main_text,
+        baseline=f"{replay.baseline}, {baselines[0].description}",
         batch_size=len(replay.data.x),
         data=replay.data.description,
         synthetic_data=replay.data.synthetic,
@@ -208,10 +245,12 @@ def _report(replay: _Replay, profile: HardwareProfile, options: CostOptions) -> 
         ann_accuracy=replay.ann_accuracy,
         spike_mismatches=replay.snn.spike_mismatches,
         spikes_compared=replay.snn.spikes_compared,
-        conventions=options.conventions(snn_df, main.dataflow),
-        break_even=break_even(snn.rows, fixed.rows, main.rows, baselines[0].key, replay.timesteps),
+        conventions=conventions,
+        break_even=break_even(snn.rows, fixed.rows, main.rows, baselines[0].key, replay.timesteps)
+        if main.rows
+        else None,
         feasibility=feasibility.check(replay.snn, profile),
-        notes=replay.notes,
+        notes=notes,
     )
 
 
@@ -246,6 +285,8 @@ def evaluate(
     analog_input: str = "every-step",
     skip_zero_weights: bool = False,
     baseline_precision: str = "same",
+    cost_model: str = DEFAULT_COST_MODEL,
+    cost_model_params: dict[str, Any] | None = None,
 ) -> CostReport:
     """Replay an SNN on inputs and return its :class:`CostReport` on ``profile``.
 
@@ -288,6 +329,13 @@ def evaluate(
         The cost conventions (:class:`snncost.costmodel.CostOptions`,
         docs/cost_model.md); the report states the ones used. ``dataflow``
         ``None`` is the profile's ``default_dataflow``.
+    cost_model, cost_model_params
+        ``"snncost"`` (the dataflow-aware model) or a published convention
+        (:data:`snncost.costmodel.conventions.COST_MODELS`: ``paper``,
+        ``kerasspiking``, ``spikingjelly``, ``spikingjelly-lemaire``,
+        ``lemaire2022``, ``spikesim``; docs/cost_models.md), with its own
+        parameters (e.g. ``{"device": "loihi"}`` for KerasSpiking, which
+        otherwise reads its device from a ``kerasspiking-*`` profile).
 
     Raises ``ValueError`` for data of the wrong shape (naming the expected
     and actual shapes), an unknown dataflow or option value, and
@@ -299,12 +347,13 @@ def evaluate(
         analog_input=analog_input, skip_zero_weights=skip_zero_weights,
         baseline_precision=baseline_precision,
     )  # fmt: skip
+    check_cost_model(cost_model)
     prof = load_profile(profile)
     resolve_dataflows(prof, options)  # fail fast on an unknown name
     replay = _replay(
         model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size
     )
-    return _report(replay, prof, options)
+    return _report(replay, prof, options, cost_model, cost_model_params)
 
 
 def compare_profiles(
@@ -350,5 +399,58 @@ def compare_profiles(
         synthetic_data=replay.data.synthetic,
         accuracy=replay.accuracy,
         rows=[profile_row(r) for r in reports],
+        reports=reports,
+    )
+
+
+def compare_cost_models(
+    model: nn.Module | str | Path,
+    cost_models: Iterable[str] | None = None,
+    data: Any = None,
+    profile: str | Path | HardwareProfile = "45nm",
+    timesteps: int | None = None,
+    baseline: nn.Module | str | Path | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    max_samples: int = 256,
+    name: str | None = None,
+    *,
+    seed: int = 0,
+    batch_size: int = 64,
+    params: dict[str, dict[str, Any]] | None = None,
+    **cost_options: Any,
+) -> CostModelComparison:
+    """Replay ``model`` once and price it under several cost models (default: all of them).
+
+    One row per convention (:data:`snncost.costmodel.conventions.COST_MODELS`), each
+    with its own rules and source, beside snncost's dataflow-aware model on
+    ``profile``. ``params`` maps a cost model's name to its parameters
+    (e.g. ``{"kerasspiking": {"device": "loihi"}}``); the other arguments are
+    those of :func:`evaluate`.
+    """
+    options = _options(**cost_options)
+    names = list(cost_models) if cost_models is not None else list(COST_MODELS)
+    if not names:
+        raise ValueError("compare_cost_models needs at least one cost model")
+    for n in names:
+        check_cost_model(n)
+    prof = load_profile(profile)
+    resolve_dataflows(prof, options)
+    replay = _replay(
+        model, data, timesteps, baseline, input_shape, max_samples, False, name, seed, batch_size
+    )
+    params = params or {}
+    reports = [_report(replay, prof, options, n, params.get(n)) for n in names]
+    return CostModelComparison(
+        model=replay.model,
+        timesteps=replay.timesteps,
+        batch_size=len(replay.data.x),
+        data=replay.data.description,
+        synthetic_data=replay.data.synthetic,
+        accuracy=replay.accuracy,
+        profile=prof.name,
+        rows=[
+            cost_model_row(n, setting(n, prof, params.get(n)), describe(n)[0], r)
+            for n, r in zip(names, reports, strict=True)
+        ],
         reports=reports,
     )

@@ -21,12 +21,14 @@ _LAZY = {
     "Ratios": "snncost.report.cost_report",
     "BaselineResult": "snncost.report.cost_report",
     "ProfileComparison": "snncost.report.comparison",
+    "CostModelComparison": "snncost.report.comparison",
     "ProfileRow": "snncost.report.comparison",
     "latex_escape": "snncost.report.formatting",
 }
 
 __all__ = [
     "BaselineResult",
+    "CostModelComparison",
     "CostReport",
     "ProfileComparison",
     "ProfileRow",
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from snncost.report.comparison import ProfileComparison, ProfileRow
+    from snncost.report.comparison import CostModelComparison, ProfileComparison, ProfileRow
     from snncost.report.cost_report import BaselineResult, CostReport, Ratios
     from snncost.report.formatting import latex_escape
 

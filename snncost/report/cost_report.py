@@ -54,6 +54,11 @@ class Ratios(BaseModel):
     latency: float | None  # ANN latency / SNN latency (< 1: the SNN is slower)
 
     @classmethod
+    def none(cls) -> Ratios:
+        """No baseline to compare with."""
+        return cls(**{f: None for f in cls.model_fields})
+
+    @classmethod
     def between(cls, snn: Totals, ann: Totals) -> Ratios:
         return cls(
             synaptic_energy=ratio(ann.energy_synaptic_pj, snn.energy_synaptic_pj),
@@ -140,7 +145,7 @@ class CostReport(BaseModel):
         for n in [*snn.notes, *(f"ANN: {x}" for x in ann.notes)]:
             if n not in notes:
                 notes.append(n)
-        rows = [("ann", fields.get("baseline", "ANN"), ann), *extra_baselines]
+        rows = [("ann", fields.get("baseline", "ANN"), ann), *extra_baselines] if ann.rows else []
         baselines = [
             BaselineResult(key=key, description=text, profile=run.profile, dataflow=run.dataflow,
                            total=run.total, ratios=Ratios.between(snn.total, run.total))  # fmt: skip
@@ -155,7 +160,7 @@ class CostReport(BaseModel):
             ann=ann.rows,
             snn_total=snn.total,
             ann_total=ann.total,
-            ratios=Ratios.between(snn.total, ann.total),
+            ratios=Ratios.between(snn.total, ann.total) if ann.rows else Ratios.none(),
             dataflow=snn.dataflow,
             ann_dataflow=ann.dataflow,
             baselines=baselines,
