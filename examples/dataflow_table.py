@@ -21,14 +21,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 try:
     import snncost
 except ModuleNotFoundError:  # a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import snncost
-from snncost.checkpoint import load_model
+from snncost.checkpoint import load_model, safe_load
 from snncost.costmodel import DATAFLOWS
 from snncost.report.formatting import fmt_energy, fmt_ratio, md_table
 
@@ -38,7 +36,7 @@ VARIANTS = (("unpruned SNN", "snn"), ("spatio-temporal", "temporal"), ("quantize
 
 def table(run_dir: Path, profile: str = "45nm", samples: int | None = None) -> str:
     """The Markdown table of every variant x dataflow x baseline for one run directory."""
-    batch = torch.load(run_dir / "eval_batch.pt", weights_only=True)
+    batch = safe_load(run_dir / "eval_batch.pt")
     x, y = batch["x"], batch["y"]
     if samples is not None:
         x, y = x[:samples], y[:samples]

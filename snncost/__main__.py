@@ -125,7 +125,9 @@ def _data_file(path: str) -> tuple[Any, Any]:
                 if "x" not in arrays:
                     raise CLIError(f"{path}: a .npz data file needs an array named 'x' (and optionally 'y')")
                 return arrays["x"], (arrays["y"] if "y" in arrays else None)
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        from snncost.checkpoint import safe_load
+
+        data = safe_load(p)
     except CLIError:
         raise
     except Exception as exc:  # noqa: BLE001 - any unreadable file: one clear line

@@ -6,17 +6,41 @@ the form (``ann``/``snn``), the neuron settings and the weights. Files are
 written to a temporary name in the same directory, flushed, fsynced and
 renamed over the target, so a crash leaves either the old file or the new
 one, never a truncated one.
+
+Checkpoints are read with ``torch.load(..., weights_only=True)`` only, through
+:func:`safe_load`: a ``.pt`` file is a pickle, and a pickle from a paper's
+web page could otherwise run arbitrary code when opened. What snncost writes
+is plain data (dicts, lists, tuples, str, int, float, bool, None, tensors,
+plus the optimiser/scheduler/RNG states, which are made of the same), and
+:func:`atomic_torch_save` turns the few convenient non-plain values into plain
+ones (:func:`to_plain`) and refuses anything else, so every file it writes
+loads with ``weights_only=True``. The one extra type the reader admits is in
+:data:`SAFE_GLOBALS`. A file holding anything else is refused with a
+:class:`CheckpointError` naming it; if its source is trusted it can be
+converted once, explicitly::
+
+    python -m snncost.checkpoint convert --trust OLD.pt NEW.pt
+
+(:func:`convert_checkpoint`), which is the only place snncost unpickles with
+``weights_only=False``.
 """
 
 from __future__ import annotations
 
+import argparse
+import collections
+import dataclasses
+import enum
 import io
 import os
+import re
 import signal
+import sys
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import torch
@@ -28,6 +52,26 @@ VERSION = 1
 
 class CheckpointError(ValueError):
     """A file that is not a usable snncost checkpoint (message names the file)."""
+
+
+class UnsafeLoadWarning(UserWarning):
+    """Issued by :func:`convert_checkpoint` right before it unpickles a file with ``weights_only=False``."""
+
+
+#: The allow-list: the only non-plain globals :func:`safe_load` admits beyond
+#: what ``torch.load(weights_only=True)`` accepts by itself (tensors and
+#: parameters, their storages, dtypes, devices, ``torch.Size``,
+#: ``OrderedDict``, and the builtin containers and scalars).
+#:
+#: - ``collections.Counter``: ``MultiStepLR.state_dict()["milestones"]``, in the
+#:   scheduler state of a ``<stage>-last.pt`` checkpoint of a run with
+#:   ``schedule=step`` (recent torch admits it by default; listed so the
+#:   dependency is explicit).
+#:
+#: Nothing else is needed: specs and neuron settings are stored as dicts
+#: (``asdict``), metrics as floats, RNG states as uint8 tensors. Keep this
+#: list short; every entry is a class whose unpickling must not run code.
+SAFE_GLOBALS: tuple[Any, ...] = (collections.Counter,)
 
 
 # ---------------------------------------------------------------- fault injection (tests only)
@@ -118,9 +162,148 @@ def atomic_savefig(fig: Any, path: str | Path, **kwargs: Any) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save(obj)`` to ``path`` atomically, as plain data that :func:`safe_load` reads.
+
+    ``obj`` goes through :func:`to_plain` first: numpy values, paths, enums
+    and dataclasses become plain values, and anything else that is not plain
+    data raises ``TypeError`` (naming where it is) before anything is written.
+    """
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(to_plain(obj), buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+# ---------------------------------------------------------------- plain data and the safe loader
+_PLAIN_SCALARS = (str, bytes, bytearray, int, float, complex, bool, type(None), torch.dtype, torch.device, torch.layout)
+
+
+def to_plain(obj: Any, where: str = "") -> Any:
+    """``obj`` as the plain data ``torch.load(weights_only=True)`` reads back.
+
+    Kept as they are: tensors and parameters, str/bytes/int/float/complex/
+    bool/None, torch dtypes/devices/layouts, ``torch.Size``; dicts (and
+    ``OrderedDict``/``Counter``), lists, tuples and sets, converted item by
+    item. Converted: numpy scalars to Python scalars, numpy arrays to tensors,
+    paths to ``str``, enum members to their value, dataclass instances to
+    dicts (``asdict``), other dict/list/tuple/set subclasses and
+    ``frozenset`` to the plain container, other tensor subclasses to
+    ``torch.Tensor``, subclasses of int/float/str to the base type. Anything
+    else raises ``TypeError`` naming its place (``where``) and type.
+    """
+    import numpy as np
+
+    t = type(obj)
+    if t in _PLAIN_SCALARS or t in (torch.Tensor, nn.Parameter, torch.Size):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        return obj.as_subclass(torch.Tensor)
+    if isinstance(obj, enum.Enum):
+        return to_plain(obj.value, where)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            return to_plain(obj.tolist(), where)
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_plain(asdict(obj), where)
+    if isinstance(obj, Mapping):
+        items = {to_plain(k, f"{where}[key {k!r}]"): to_plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+        if t in (collections.OrderedDict, collections.Counter):
+            return t(items)
+        return items
+    if isinstance(obj, (list, tuple)):
+        items = [to_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+        return items if isinstance(obj, list) else tuple(items)
+    if isinstance(obj, (set, frozenset)):
+        return {to_plain(v, f"{where}{{...}}") for v in obj}
+    for base in (bool, int, float, complex, str, bytes):
+        if isinstance(obj, base):
+            return base(obj)
+    raise TypeError(
+        f"{where or 'the object'} is a {t.__module__}.{t.__qualname__}, which a checkpoint cannot hold: "
+        "store plain data (dicts, lists, str, int, float, bool, None, tensors)"
+    )
+
+
+def _safe_load_raw(source: Any) -> Any:
+    """``torch.load(source, weights_only=True)`` on the CPU with :data:`SAFE_GLOBALS` admitted."""
+    serialization = torch.serialization
+    if hasattr(serialization, "safe_globals"):  # torch >= 2.5: scoped to this call
+        with serialization.safe_globals(list(SAFE_GLOBALS)):
+            return torch.load(source, map_location="cpu", weights_only=True)
+    if hasattr(serialization, "add_safe_globals"):  # torch 2.4
+        serialization.add_safe_globals(list(SAFE_GLOBALS))
+    return torch.load(source, map_location="cpu", weights_only=True)
+
+
+_GLOBAL_IN_MESSAGE = re.compile(r"(?:GLOBAL|Unsupported class|reduce for)\s+([\w.]+)")
+
+
+def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
+    """The globals outside the allow-list that made a weights-only load fail (empty: another failure)."""
+    if not isinstance(exc, Exception) or "weights only" not in str(exc).lower():
+        return []
+    names: list[str] = []
+    finder = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    if finder is not None:  # torch >= 2.5: reads the pickle's opcodes, runs nothing
+        try:
+            allowed = {f"{g.__module__}.{g.__qualname__}" for g in SAFE_GLOBALS}
+            names = sorted(n for n in finder(path) if n not in allowed)
+        except Exception:  # noqa: BLE001 - e.g. a legacy (non-zip) file: fall back to the message
+            names = []
+    if not names:
+        names = list(dict.fromkeys(_GLOBAL_IN_MESSAGE.findall(str(exc))))
+    return names
+
+
+def _convert_hint(path: Path) -> str:
+    return (
+        "if you trust its source, convert it once with "
+        f"`python -m snncost.checkpoint convert --trust {path} NEW.pt` (that runs any code in the file)"
+    )
+
+
+def safe_load(path: str | Path) -> Any:
+    """Load a ``.pt`` file snncost wrote (checkpoint, ``eval_batch.pt``): the one ``torch.load`` of snncost.
+
+    Always ``weights_only=True`` (plus :data:`SAFE_GLOBALS`), onto the CPU,
+    so loading a file runs no code from it. Every failure is a one-line
+    :class:`CheckpointError` that starts with the path: missing file,
+    directory, truncated or foreign bytes, and objects outside the allow-list
+    (with the command that converts a trusted old file).
+    """
+    path = Path(path)
+    try:
+        is_file, is_dir = path.is_file(), path.is_dir()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise CheckpointError(f"{path}: cannot access the checkpoint: {exc.strerror or exc}") from None
+    if is_dir:
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    if not is_file:
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return _safe_load_raw(path)
+    except Exception as exc:  # truncated zip, random bytes, pickle errors, disallowed globals...
+        unsafe = _unsafe_globals(path, exc)
+        if unsafe:
+            shown = ", ".join(unsafe[:5]) + (f" and {len(unsafe) - 5} more" if len(unsafe) > 5 else "")
+            raise CheckpointError(
+                f"{path}: refused to load: it holds Python objects outside snncost's allow-list ({shown}), "
+                "whose unpickling could run code; snncost reads only tensors and plain values "
+                f"(weights_only=True); {_convert_hint(path)}"
+            ) from None
+        text = str(exc)
+        if "weights only load failed" in text.lower():  # drop torch's advice to retry with weights_only=False
+            text = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else "bad pickle data"
+        detail = " ".join(f"{type(exc).__name__}: {text}".split())
+        if len(detail) > 200:
+            detail = detail[:197] + "..."
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, corrupt or not written by torch.save; {detail})"
+        ) from None
 
 
 def model_record(model: nn.Module, spec, form: str, neurons=None) -> dict:
@@ -152,25 +335,9 @@ def save_model(path: str | Path, model: nn.Module, spec, form: str, neurons=None
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Load and validate a checkpoint dict; errors name the file and what is wrong."""
+    """Load (:func:`safe_load`, weights only) and validate a checkpoint dict; errors name the file."""
     path = Path(path)
-    try:
-        is_file, is_dir = path.is_file(), path.is_dir()
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise CheckpointError(f"{path}: cannot access the checkpoint: {exc.strerror or exc}") from None
-    if is_dir:
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-    if not is_file:
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # truncated zip, random bytes, pickle errors...
-        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
-        if len(detail) > 200:
-            detail = detail[:197] + "..."
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated, corrupt or not written by torch.save; {detail})"
-        ) from None
+    data = safe_load(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an snncost checkpoint (no format={FORMAT!r} marker)")
     for key in ("form", "spec", "state_dict"):
@@ -236,3 +403,88 @@ def load_state_dict_checked(model: nn.Module, state: dict, origin: str) -> None:
                 f"{origin}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"
             )
     model.load_state_dict(state)
+
+
+# ---------------------------------------------------------------- explicit conversion of old files
+def convert_checkpoint(src: str | Path, dst: str | Path, *, trust: bool = False) -> Path:
+    """Rewrite the checkpoint ``src`` as ``dst``, holding plain data only (see :func:`to_plain`).
+
+    A file :func:`safe_load` already reads is converted without any unsafe
+    step. A file it refuses (objects outside :data:`SAFE_GLOBALS`, e.g. one
+    written by other code, or holding numpy values, paths or dataclass
+    instances) is unpickled with ``weights_only=False``, which RUNS ANY CODE
+    PICKLED IN IT: only with ``trust=True``, after an
+    :class:`UnsafeLoadWarning`, and only for a file whose source you trust.
+    Without ``trust`` such a file raises :class:`CheckpointError`. ``dst`` is
+    written atomically and checked to load with :func:`safe_load` (and, if
+    it carries the snncost format marker, with :func:`read_checkpoint`).
+    Returns ``dst``.
+    """
+    src, dst = Path(src), Path(dst)
+    try:
+        data = safe_load(src)
+    except CheckpointError as exc:
+        if "refused to load" not in str(exc):
+            raise
+        if not trust:
+            raise CheckpointError(
+                f"{src}: holds objects outside snncost's allow-list; converting it means unpickling it with "
+                "weights_only=False, which runs any code in it: pass trust=True (--trust) only if you trust its source"
+            ) from None
+        warnings.warn(
+            f"{src}: loading with weights_only=False to convert it: any code pickled in this file runs now",
+            UnsafeLoadWarning,
+            stacklevel=2,
+        )
+        try:
+            data = torch.load(src, map_location="cpu", weights_only=False)  # the one unsafe load, asked for
+        except Exception as load_exc:  # noqa: BLE001 - one line naming the file
+            detail = " ".join(f"{type(load_exc).__name__}: {load_exc}".split())[:200]
+            raise CheckpointError(f"{src}: cannot be loaded even with weights_only=False ({detail})") from None
+    try:
+        plain = to_plain(data)
+    except TypeError as exc:
+        raise CheckpointError(f"{src}: cannot convert to plain data: {exc}") from None
+    atomic_torch_save(plain, dst)
+    if isinstance(plain, dict) and plain.get("format") == FORMAT:
+        read_checkpoint(dst)
+    else:
+        safe_load(dst)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m snncost.checkpoint convert [--trust] OLD NEW``: see :func:`convert_checkpoint`."""
+    parser = argparse.ArgumentParser(
+        prog="python -m snncost.checkpoint",
+        description="Checkpoint tools. convert: rewrite an old checkpoint as plain data that loads with weights_only=True.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    conv = sub.add_parser("convert", help="rewrite OLD as NEW, holding plain data only")
+    conv.add_argument("old", help="the checkpoint to convert")
+    conv.add_argument("new", help="where to write the converted checkpoint")
+    conv.add_argument(
+        "--trust",
+        action="store_true",
+        help="allow unpickling OLD with weights_only=False if it needs it: THIS RUNS ANY CODE IN OLD; "
+        "only for files whose source you trust",
+    )
+    args = parser.parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UnsafeLoadWarning)
+            if args.trust:
+                print(
+                    f"warning: {args.old} may be unpickled with weights_only=False; any code in it runs",
+                    file=sys.stderr,
+                )
+            out = convert_checkpoint(args.old, args.new, trust=args.trust)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} (loads with weights_only=True)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
