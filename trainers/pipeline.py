@@ -8,9 +8,18 @@ epoch (with optimiser, scheduler and RNG states), so an interrupted run,
 re-run, ends with the same weights and metrics as an uninterrupted one.
 ``stages=[...]`` picks which stages run; a skipped stage's model is taken
 from its checkpoint when a later stage needs it.
+
+Re-running with changed settings extends the run (:mod:`trainers.rundir`):
+the finished stages before the first changed one are reused, the rest are
+rerun, their old outputs moved to ``superseded/<time>/``. Before each stage
+its fingerprint and inputs are recorded in ``stages.json``; the evaluate
+stage, which has no checkpoint, is skipped when ``stages.json`` records it
+done with the same fingerprint and inputs and ``results.json`` is there.
 """
 
 from __future__ import annotations
+
+import json
 
 from trainers import distributed as dist
 from trainers.config import RunConfig
@@ -32,16 +41,43 @@ def run_pipeline(cfg: RunConfig) -> Context:
     data = load_data(cfg.data, cfg.seed)
     ctx = Context(cfg, run, data, device)
     world = f" x{dist.world_size()} processes" if dist.active() else ""
+    state = "extending" if run.extended else "resuming" if resuming else "new"
     ctx.say(
-        f"run {cfg.name} in {run.path} ({'resuming' if resuming else 'new'}) on {device}{world}: "
+        f"run {cfg.name} in {run.path} ({state}) on {device}{world}: "
         f"{data.name} {len(data.train)} train / {len(data.test)} test images, "
         f"{data.in_channels}x{data.image_size}x{data.image_size}, {data.num_classes} classes"
     )
+    for notice in run.notices:
+        ctx.say(notice)
     for stage in cfg.stages:
+        if dist.is_main():
+            notice = run.begin(stage)  # records the stage's fingerprint and inputs in stages.json
+            if notice:
+                ctx.say(notice)
+        if stage == "evaluate" and dist.is_main() and _evaluated(ctx):
+            dist.barrier()  # the other ranks' stage_evaluate waits here
+            continue
         STAGE_FUNCS[stage](ctx)
+        if stage == "evaluate" and dist.is_main():
+            run.mark_done("evaluate")
     if dist.is_main():
         run.sync_metrics()  # a run killed between a checkpoint and its metrics left them behind
     return ctx
+
+
+def _evaluated(ctx: Context) -> bool:
+    """True (and its results loaded) when the evaluate stage is done for exactly these models and settings."""
+    results = ctx.run.path / "results.json"
+    if not (ctx.run.is_done("evaluate") and results.is_file()):
+        return False
+    try:
+        ctx.results["evaluate"] = {"results": json.loads(results.read_text(encoding="utf-8"))}
+    except ValueError:
+        return False  # unreadable: cost again
+    for stage in ("ann", "convert", "snn", "spatial", "temporal", "quantize"):
+        ctx.model(stage)  # the summary table's models, as if the stage had been run
+    ctx.say(f"[evaluate] already done ({results}), skipping")
+    return True
 
 
 #: rows of the final table: (stage, label)

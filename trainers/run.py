@@ -6,7 +6,11 @@ Examples::
     python -m trainers.run --preset cifar10-vgg9 snn.epochs=5
     python -m trainers.run --config my.yaml data.subset=5000
 
-Re-running the same command resumes the run in ``runs/<name>``.
+Re-running the same command resumes the run in ``runs/<name>``; re-running it
+with changed settings of later stages (e.g. ``temporal.schedule=[25,10,5]``)
+extends it: the finished earlier stages are reused, the changed ones and
+those after them rerun, their old outputs kept in ``runs/<name>/superseded/``
+(see :mod:`trainers.rundir` for the rule and what is refused).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m trainers.run",
         description="Train an ANN, convert it to an SNN, fine-tune with surrogate-gradient BPTT, "
-        "and cost the result with snncost. Re-running the same command resumes.",
+        "and cost the result with snncost. Re-running the same command resumes; re-running it with "
+        "changed settings of later stages reuses the finished earlier ones (old outputs kept in "
+        "<run>/superseded/).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="presets: " + ", ".join(PRESETS) + "\n\nconfig keys (override with key=value):\n" + describe_keys(),
     )
