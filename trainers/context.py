@@ -218,8 +218,11 @@ def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, e
         lr = opt.param_groups[0]["lr"]
         crash_tag = f"batch:{stage}:{epoch + 1}" if _ckpt.CRASH_AT is not None else None
         try:
-            tr = train_epoch(trained, train_loader, opt, f"{stage} {epoch + 1}/{ocfg.epochs}", show, crash_tag=crash_tag)
-        except NonFiniteLossError as exc:
+            tr = train_epoch(
+                trained, train_loader, opt, f"{stage} {epoch + 1}/{ocfg.epochs}", show,
+                crash_tag=crash_tag, nan_tag=f"{stage}:{epoch + 1}",
+            )  # fmt: skip
+        except NonFiniteLossError as exc:  # under torchrun: raised by every rank at the same batch
             last = ctx.run.progress_file(stage)
             kept = f"the last good checkpoint {last} (epoch {epoch}) is kept" if epoch > 0 else "no epoch of it was saved"
             raise NonFiniteLossError(f"stage {stage!r} stopped: {exc}; {kept}") from None

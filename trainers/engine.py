@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 from torch import nn
@@ -10,12 +11,29 @@ from tqdm import tqdm
 
 from snncost.checkpoint import crash_point
 from snncost.models import spiking_layers
+from trainers import distributed as dist
 from trainers.config import OptimConfig
 from trainers.data import BatchLoader
 
+# ---------------------------------------------------------------- fault injection (tests only)
+#: Two fault-injection hooks, both no-ops unless their environment variable is set:
+#:
+#: - ``SNNCOST_CRASH_AT`` (:data:`snncost.checkpoint.CRASH_AT`, see
+#:   :func:`snncost.checkpoint.crash_point`) SIGKILLs the process at a named
+#:   point; :func:`train_epoch` checks ``batch:<stage>:<epoch>:<batch>`` after
+#:   that batch's optimiser step (``tests/test_crash_safety.py``).
+#: - ``SNNCOST_NAN_AT=<stage>:<epoch>:<batch>:<rank>`` makes the training loss
+#:   of that batch NaN on that rank only (epochs and batches count from 1,
+#:   rank 0 when single-process), before the non-finite check, as a diverging
+#:   rank would (``tests/test_distributed_faults.py``).
+#:
+#: Read once, at import; unset (always, outside those tests) every check is
+#: one comparison with ``None``.
+NAN_AT: str | None = os.environ.get("SNNCOST_NAN_AT") or None
+
 
 class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/inf loss; the last good checkpoint is kept."""
+    """Training produced a NaN/inf loss (on any rank); the last good checkpoint is kept."""
 
 
 def make_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -43,12 +61,22 @@ def train_epoch(
     desc: str = "train",
     progress: bool = True,
     crash_tag: str | None = None,
+    nan_tag: str | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``; returns mean loss and accuracy.
+
+    A NaN/inf loss raises :class:`NonFiniteLossError` before that batch's
+    ``backward``. Under torchrun every rank's loss is all-reduced each step
+    (:func:`trainers.distributed.losses_over_ranks`), so when any rank's loss
+    is non-finite all ranks raise, at the same batch, the same message naming
+    the rank(s); single-process there is no collective.
 
     ``crash_tag`` (e.g. ``"batch:snn:2"``) is only for the fault-injection
     hook of the crash-safety tests (:func:`snncost.checkpoint.crash_point`):
     after batch ``n``'s step the point ``"<crash_tag>:<n>"`` is checked.
+    ``nan_tag`` (e.g. ``"snn:2"``, stage and epoch) is only for the
+    ``SNNCOST_NAN_AT`` hook (:data:`NAN_AT`): batch ``n``'s loss is made NaN
+    on rank ``r`` when it reads ``"<nan_tag>:<n>:<r>"``.
     """
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
@@ -56,7 +84,11 @@ def train_epoch(
     for batch, (x, y) in enumerate(bar, 1):
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
-        if not math.isfinite(loss.item()):
+        if NAN_AT is not None and nan_tag is not None and NAN_AT == f"{nan_tag}:{batch}:{dist.rank()}":
+            loss = loss * float("nan")
+        if dist.active():  # one all-reduce: all ranks learn together that some rank diverged
+            _stop_if_any_rank_diverged(dist.losses_over_ranks(loss), desc, batch)
+        elif not math.isfinite(loss.item()):
             raise NonFiniteLossError(f"{desc}: loss became {loss.item()} at batch {batch} (lower the learning rate?)")
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -68,6 +100,21 @@ def train_epoch(
         if crash_tag is not None:
             crash_point(f"{crash_tag}:{batch}")
     return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1)}
+
+
+def _stop_if_any_rank_diverged(losses: list[float], desc: str, batch: int) -> None:
+    """Raise the same :class:`NonFiniteLossError` on every rank if any rank's loss is NaN/inf.
+
+    ``losses`` is the all-reduced list (index = rank), identical on all
+    ranks, so the decision and the message are too.
+    """
+    bad = [(r, v) for r, v in enumerate(losses) if not math.isfinite(v)]
+    if bad:
+        dist.stop_together()  # every rank raises here, at this batch: shutdown() may wait for all
+        where = ", ".join(f"{v} on rank {r}" for r, v in bad)
+        raise NonFiniteLossError(
+            f"{desc}: loss became {where} (of {len(losses)} ranks) at batch {batch} (lower the learning rate?)"
+        )
 
 
 @torch.no_grad()
