@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from torch import nn
 
 from snncost.costmodel.conventions import kerasspiking as ks
@@ -55,18 +54,9 @@ def linear_layer(name, n_in, n_out, *, T, neuron="lif", acs=(), macs=(), batch=1
 
 
 @pytest.fixture(scope="module")
-def runs():
-    """A real replay of a tiny direct-coded VGG (T=4, 3 inputs) and its ANN."""
-    from snncost.graph import build_graph
-    from snncost.models import NeuronConfig, VGGSpec, build_snn
-    from snncost.sim import ann_counts, simulate
-
-    torch.manual_seed(0)
-    spec = VGGSpec(features=[4, "P", 8], classifier=[16], in_channels=1, image_size=8, dropout=0.0)
-    model = build_snn(spec, NeuronConfig(timesteps=4, threshold=0.5)).eval()
-    graph = build_graph(model, (1, 8, 8))
-    x = torch.rand(3, 1, 8, 8)
-    return simulate(graph, x), ann_counts(graph, inputs=x)
+def runs(tiny_vgg_runs):
+    """A real replay of a tiny direct-coded VGG (T=4, 3 inputs) and its ANN (tests/conftest.py)."""
+    return tiny_vgg_runs
 
 
 def test_module_interface():
