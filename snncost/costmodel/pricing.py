@@ -263,7 +263,8 @@ def layer_work(lc: LayerCounts, batch: int, options: CostOptions, zero_skipping:
     )
 
 
-def _price_accesses(accesses: list[Access], levels: dict, pricer: _Pricer) -> list[AccessRow]:
+def _price_accesses(accesses: list[Access], levels: dict) -> list[AccessRow]:
+    """Each access at its level's pJ/bit: ``(reads x read + writes x write) x bits``."""
     rows = []
     for a in accesses:
         level = levels[a.level]
@@ -306,7 +307,7 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
         energy_neuron = work.active * e_nu + (updates - work.active) * e_idle
     energy_routing = spikes * float(pricer.profile.spike_energy()) if spikes else 0.0
 
-    accesses = _price_accesses(DATAFLOWS[dataflow](work, net), {m.name: m for m in net.levels}, pricer)
+    accesses = _price_accesses(DATAFLOWS[dataflow](work, net), {m.name: m for m in net.levels})
     by_tensor = {t: sum(a.energy_pj for a in accesses if a.tensor == t) for t in TENSORS}
     energy_memory = sum(by_tensor.values())
     energy_synaptic = energy_ac + energy_mac
@@ -430,7 +431,7 @@ def _sum_rows(rows: list[LayerRow]) -> dict[str, Any]:
 
 
 def network_context(
-    counts: RunCounts, profile: HardwareProfile, widths: Widths, dataflow: str, options: CostOptions
+    counts: RunCounts, profile: HardwareProfile, widths: Widths, options: CostOptions
 ) -> NetworkContext:
     """Where the network's arrays live on ``profile``'s shared hierarchy (see :mod:`.dataflows`)."""
     levels = hierarchy(profile)
@@ -488,7 +489,7 @@ def cost_run(
             return run.model_copy(update={"notes": [note, *run.notes]})
     pricer = _Pricer(profile, fallback)
     batch = counts.batch_size
-    net = network_context(counts, profile, widths, dataflow, options)
+    net = network_context(counts, profile, widths, options)
     works = [layer_work(lc, batch, options, zero_skipping) for lc in counts.layers]
     raw = [_cost_layer(w, net, pricer, dataflow) for w in works]
     cycles_per_layer = [
