@@ -1,6 +1,14 @@
-"""Build a :class:`LayerGraph` from a torch model (SNN or ANN form)."""
+"""Build a :class:`LayerGraph` from a torch model (SNN or ANN form).
+
+Batch normalisation is folded at inference: an eval-mode ``nn.BatchNorm2d``
+directly after an ``nn.Conv2d`` (``nn.BatchNorm1d`` after an ``nn.Linear``)
+gets no node of its own; its running statistics are folded into that
+layer (see :func:`build_graph`).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -30,6 +38,30 @@ class UnsupportedModuleError(ValueError):
         self.module_type = type(module).__name__
         text = f"unsupported module {path or '<root>'!r} of type {self.module_type}"
         super().__init__(text + (f": {why}" if why else ""))
+
+
+@dataclass
+class FoldedConvNode(ConvNode):
+    """A :class:`ConvNode` whose weights/scale and bias have a BatchNorm2d folded in.
+
+    ``folded_bn`` is the module path of the folded BatchNorm (shown by :meth:`describe`).
+    """
+
+    folded_bn: str = ""
+
+    def describe(self) -> str:
+        return super().describe() + f" +bn[{self.folded_bn}]"
+
+
+@dataclass
+class FoldedLinearNode(LinearNode):
+    """A :class:`LinearNode` whose weights/scale and bias have a BatchNorm1d folded in."""
+
+    folded_bn: str = ""
+
+    def describe(self) -> str:
+        text = super().describe()
+        return (text + " " if text else "") + f"+bn[{self.folded_bn}]"
 
 
 _SKIP = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, sn.TemporalDropout, nn.Identity)
@@ -170,6 +202,62 @@ def _pool(path: str, m: nn.Module, shape: Shape) -> PoolNode:
     return PoolNode(name=path, kind=kind, kernel=kk, in_shape=tuple(shape), out_shape=(c, h // kk, w // kk))
 
 
+def _fold_batchnorm(path: str, m: nn.Module, prev: tuple[str, nn.Module] | None, node: Node | None) -> Node:
+    """``node`` (the conv/linear node of the module ``prev`` right before ``m``) with the
+    eval-mode BatchNorm ``m`` folded in; raises :class:`UnsupportedModuleError` otherwise.
+
+    The per-channel constants are computed as PyTorch's CPU inference kernel
+    computes them, in float32: ``alpha = gamma / sqrt(var + eps)`` and
+    ``shift = beta - mean * alpha``, so the BN maps ``y`` to ``y * alpha + shift``.
+    A layer with a ``weight_scale`` (integer codes) gets ``scale * alpha``
+    and keeps its codes; a float layer gets ``weight * alpha``. The bias
+    becomes ``bias * alpha + shift`` (``shift`` without a bias), which is
+    ``(bias - mean) * alpha + beta``.
+    """
+    if isinstance(m, nn.modules.lazy.LazyModuleMixin) or not isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        raise UnsupportedModuleError(path, m, "only BatchNorm2d after a Conv2d or BatchNorm1d after a Linear is folded")
+    want = nn.Conv2d if isinstance(m, nn.BatchNorm2d) else nn.Linear
+    if prev is None or not isinstance(prev[1], want) or node is None or node.name != prev[0]:
+        after = f"it follows {prev[0]!r} of type {type(prev[1]).__name__}" if prev is not None else "it comes first"
+        raise UnsupportedModuleError(
+            path, m, f"a {type(m).__name__} is folded only directly after a {want.__name__}; {after}"
+        )
+    if not m.track_running_stats or m.running_mean is None or m.running_var is None:
+        raise UnsupportedModuleError(
+            path, m, "track_running_stats=False: it normalises with batch statistics, nothing to fold"
+        )
+    if m.training:
+        raise UnsupportedModuleError(
+            path, m, "in training mode (normalises with batch statistics): call model.eval() to fold its running statistics"
+        )
+    assert isinstance(node, (ConvNode, LinearNode))
+    o = node.out_features
+    if m.num_features != o:
+        raise UnsupportedModuleError(path, m, f"num_features={m.num_features} but {prev[0]!r} has {o} outputs")
+    f32 = np.float32
+    mean = _np(m.running_mean).reshape(-1)
+    var = _np(m.running_var).reshape(-1)
+    gamma = _np(m.weight).reshape(-1) if m.weight is not None else np.ones(o, f32)
+    beta = _np(m.bias).reshape(-1) if m.bias is not None else np.zeros(o, f32)
+    with np.errstate(all="ignore"):
+        invstd = f32(1.0) / np.sqrt(var + f32(m.eps))
+        alpha = (invstd * gamma).astype(f32)
+        shift = (beta - mean * alpha).astype(f32)
+        bias = shift if node.bias is None else (np.asarray(node.bias, f32) * alpha + shift).astype(f32)
+        if node.weight_scale is not None:
+            scale = np.asarray(node.weight_scale, f32).reshape(-1)
+            scale = np.full(o, scale[0], f32) if scale.size == 1 else scale
+            weight, new_scale = node.weight, np.ascontiguousarray((scale * alpha).astype(f32))
+        else:
+            shape = (-1,) + (1,) * (node.weight.ndim - 1)
+            weight, new_scale = np.ascontiguousarray((node.weight * alpha.reshape(shape)).astype(f32)), None
+    if not (np.isfinite(alpha).all() and np.isfinite(bias).all() and np.isfinite(weight).all()):
+        raise UnsupportedModuleError(path, m, "folding its running statistics gives non-finite weights or bias")
+    kwargs = {f.name: getattr(node, f.name) for f in fields(node)}
+    kwargs.update(weight=weight, bias=np.ascontiguousarray(bias), weight_scale=new_scale, folded_bn=path)
+    return (FoldedConvNode if isinstance(node, ConvNode) else FoldedLinearNode)(**kwargs)
+
+
 def _infer_input_shape(model: nn.Module, leaves) -> Shape:
     shape = getattr(model, "input_shape", None)
     if shape is not None:
@@ -232,6 +320,10 @@ def build_graph(
             nodes.append(InputNode(name_in, shape=shape, encoding="analog", timesteps=1))
         if isinstance(m, _SKIP):
             skipped.append((path, type(m).__name__))
+            continue
+        if isinstance(m, nn.modules.batchnorm._NormBase):
+            prev = leaves[i - 1] if i > 0 else None
+            nodes[-1] = _fold_batchnorm(path, m, prev, nodes[-1])
             continue
         if isinstance(m, nn.Conv2d):
             node: Node = _conv(path, m, shape)
