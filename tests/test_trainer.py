@@ -158,3 +158,35 @@ def test_help_lists_keys(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert "snn.timesteps" in out and "cifar10-vgg9" in out
+
+
+def test_claims_hold_only_at_matched_accuracy():
+    """A ratio reached far below the ANN's accuracy is not the paper's claim (issue: matched accuracy)."""
+    from trainers.stages.report import claims_at_matched_accuracy, results_markdown
+
+    def row(variant, stage, acc, params, t, synaptic):
+        return {"variant": variant, "stage": stage, "test_acc": acc, "params": params, "timesteps": t,
+                "vs_ann_synaptic_energy": synaptic}  # fmt: skip
+
+    variants = [
+        row("ANN", "ann", 0.90, 1000, 1, 1.0),
+        row("SNN", "snn", 0.895, 1000, 24, 2.0),
+        row("pruned", "spatial", 0.893, 80, 24, 9.0),  # -0.7 points: matched
+        row("small", "temporal", 0.80, 50, 4, 30.0),  # -10 points: not matched
+    ]
+    claims = {c["claim"].split(":")[0]: c for c in claims_at_matched_accuracy(variants, 1.0)}
+    params, timesteps, energy = claims["spatial pruning"], claims["temporal pruning"], claims["8-14x less compute energy than the unpruned ANN"]
+    assert params["held"] and params["best_matched"]["variant"] == "pruned"
+    assert params["best_matched"]["value"] == pytest.approx(12.5)
+    assert not timesteps["held"] and timesteps["best_overall"]["value"] == pytest.approx(6.0)
+    assert timesteps["best_overall"]["gap_points"] == pytest.approx(-10.0)
+    assert energy["held"] and energy["best_matched"]["value"] == pytest.approx(9.0)
+    assert not claims_at_matched_accuracy(variants, 0.5)[0]["held"]  # -0.7 points is outside 0.5
+    md = results_markdown({"profile": "45nm", "samples_costed": 1, "variants": [
+        {**v, "weight_bits": 32, "spikes_per_inference": None, "energy_synaptic_uj": 1.0, "energy_compute_uj": 1.0,
+         "energy_total_uj": 1.0, "vs_ann_compute_energy": 1.0, "vs_ann_total_energy": 1.0} for v in variants],
+        "claims": claims_at_matched_accuracy(variants, 1.0), "accuracy_tolerance": 1.0,
+        "temporal": [], "robustness": {}})  # fmt: skip
+    assert "| small | 4 | 32 | 50 | 80.00% | -10.00 |" in md
+    assert "| temporal pruning: 3-30x fewer timesteps | no | 1.00x (" in md
+    assert "| 6.00x (small, -10.00 pts) |" in md

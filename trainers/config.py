@@ -146,6 +146,7 @@ class EvaluateConfig(_Section):
     dataflow: str | None = Field(None, description="cost dataflow (None = the profile's default; docs/cost_model.md)")
     samples: int = Field(256, gt=0, description="test images replayed by the simulator")
     verify_samples: int = Field(64, ge=0, description="costed images also checked spike for spike against PyTorch (0 = skip)")
+    accuracy_tolerance: float = Field(1.0, ge=0, description="points below the ANN at which a claim still counts as matched accuracy")
     noise_stds: list[float] = Field([0.0, 0.05, 0.1, 0.2, 0.3], description="Gaussian input noise levels ([] = skip)")
     noise_samples: int | None = Field(2000, gt=0, description="test images for the noise table (None = all)")
 
