@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/sim_throughput.py
+	$(BIN)/python bench/cost_throughput.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check snncost trainers tests bench examples
