@@ -34,6 +34,7 @@ above a tensor's home are not made: the data already live there.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -169,14 +170,21 @@ def neuromorphic(work: LayerWork, net: NetworkContext) -> list[Access]:
 # ---------------------------------------------------------------------- loop-nest dataflows
 def _nest(lc: LayerCounts, dataflow: str, net: NetworkContext, input_bits: int, steps_inside: int = 1):
     """The layer's mapped loop nest; ``steps_inside`` timesteps share each input/output tile."""
-    problem = problem_of(lc)
-    caps = [(m.name, None if m.size_bytes is None else m.size_bytes * 8) for m in net.levels]
-    bits = {
-        "weights": net.weight_bits(lc),
-        "inputs": input_bits * steps_inside,
-        "outputs": net.widths.state * steps_inside,
-    }
-    return analyze(problem, map_layer(problem, dataflow, caps, bits))
+    caps = tuple((m.name, None if m.size_bytes is None else m.size_bytes * 8) for m in net.levels)
+    bits = (net.weight_bits(lc), input_bits * steps_inside, net.widths.state * steps_inside)
+    return _mapped_nest(problem_of(lc), dataflow, caps, bits)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mapped_nest(problem: ConvProblem, dataflow: str, caps: tuple, bits: tuple):
+    """Mapping and access counts depend only on shapes, widths and the chip: computed once.
+
+    A report prices the same layers several times (the SNN, its silent twin
+    for break-even, each ANN baseline, each profile), so this cache removes
+    most of the pricing time.
+    """
+    named = dict(zip(("weights", "inputs", "outputs"), bits, strict=True))
+    return analyze(problem, map_layer(problem, dataflow, list(caps), named))
 
 
 def _tensor_homes(lc: LayerCounts, net: NetworkContext, input_bits: int) -> dict[str, int]:
