@@ -356,6 +356,18 @@ def evaluate(
     return _report(replay, prof, options, cost_model, cost_model_params)
 
 
+def _comparison_fields(replay: _Replay) -> dict[str, Any]:
+    """What every comparison table says about the replay it priced."""
+    return {
+        "model": replay.model,
+        "timesteps": replay.timesteps,
+        "batch_size": len(replay.data.x),
+        "data": replay.data.description,
+        "synthetic_data": replay.data.synthetic,
+        "accuracy": replay.accuracy,
+    }
+
+
 def compare_profiles(
     model: nn.Module | str | Path,
     profiles: Iterable[str | Path | HardwareProfile] | None = None,
@@ -392,12 +404,7 @@ def compare_profiles(
     )
     reports = [_report(replay, p, options) for p in loaded]
     return ProfileComparison(
-        model=replay.model,
-        timesteps=replay.timesteps,
-        batch_size=len(replay.data.x),
-        data=replay.data.description,
-        synthetic_data=replay.data.synthetic,
-        accuracy=replay.accuracy,
+        **_comparison_fields(replay),
         rows=[profile_row(r) for r in reports],
         reports=reports,
     )
@@ -441,12 +448,7 @@ def compare_cost_models(
     params = params or {}
     reports = [_report(replay, prof, options, n, params.get(n)) for n in names]
     return CostModelComparison(
-        model=replay.model,
-        timesteps=replay.timesteps,
-        batch_size=len(replay.data.x),
-        data=replay.data.description,
-        synthetic_data=replay.data.synthetic,
-        accuracy=replay.accuracy,
+        **_comparison_fields(replay),
         profile=prof.name,
         rows=[
             cost_model_row(n, setting(n, prof, params.get(n)), describe(n)[0], r)

@@ -30,3 +30,41 @@ def tiny_vgg_runs():
     graph = build_graph(model, (1, 8, 8))
     x = torch.rand(3, 1, 8, 8)
     return simulate(graph, x), ann_counts(graph, inputs=x)
+
+
+def _linear_layer(name, n_in, n_out, *, T, neuron="lif", acs=(), macs=(), batch=1):
+    """A hand-built linear layer's LayerCounts with the given per-step ACs / MACs (zeros if empty),
+    every neuron updated every step."""
+    import numpy as np
+
+    from snncost.sim.counts import LayerCounts
+
+    zeros = np.zeros(T, np.int64)
+    acs = np.asarray(acs, np.int64) if len(acs) else zeros
+    macs = np.asarray(macs, np.int64) if len(macs) else zeros
+    return LayerCounts(
+        name=name,
+        kind="linear",
+        neuron=neuron,
+        input_shape=(n_in,),
+        output_shape=(n_out,),
+        weight_count=n_in * n_out,
+        weight_bits=32,
+        number_format="float",
+        input_events=zeros,
+        synaptic_ops=acs,
+        synaptic_ops_nonzero=acs,
+        macs=macs,
+        neuron_updates=np.full(T, n_out * batch, np.int64),
+        output_spikes=zeros,
+        analog=bool(macs.sum()),
+        real_macs=n_in * n_out,
+        padded_macs=n_in * n_out,
+        nonzero_weight_macs=n_in * n_out,
+    )
+
+
+@pytest.fixture(scope="session")
+def linear_layer():
+    """The hand-built linear-layer builder of the convention tests (see :func:`_linear_layer`)."""
+    return _linear_layer

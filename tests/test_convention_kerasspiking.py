@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from torch import nn
 
 from snncost.costmodel.conventions import kerasspiking as ks
 from snncost.hardware import HardwareProfile, available_profiles, load_profile
-from snncost.sim.counts import LayerCounts, RunCounts
+from snncost.sim.counts import RunCounts
 
 #: keras_spiking/model_energy.py, ModelEnergy.devices (J): (synop, neuron, spiking)
 SOURCE_TABLE_J = {
@@ -24,33 +23,6 @@ PJ_PER_J = 1e12
 
 def total_pj(energies) -> float:
     return sum(e.total_pj for e in energies)
-
-
-def linear_layer(name, n_in, n_out, *, T, neuron="lif", acs=(), macs=(), batch=1) -> LayerCounts:
-    """A linear layer with the given per-step ACs / MACs (zeros if empty); every neuron every step."""
-    zeros = np.zeros(T, np.int64)
-    acs = np.asarray(acs, np.int64) if len(acs) else zeros
-    macs = np.asarray(macs, np.int64) if len(macs) else zeros
-    return LayerCounts(
-        name=name,
-        kind="linear",
-        neuron=neuron,
-        input_shape=(n_in,),
-        output_shape=(n_out,),
-        weight_count=n_in * n_out,
-        weight_bits=32,
-        number_format="float",
-        input_events=zeros,
-        synaptic_ops=acs,
-        synaptic_ops_nonzero=acs,
-        macs=macs,
-        neuron_updates=np.full(T, n_out * batch, np.int64),
-        output_spikes=zeros,
-        analog=bool(macs.sum()),
-        real_macs=n_in * n_out,
-        padded_macs=n_in * n_out,
-        nonzero_weight_macs=n_in * n_out,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +85,7 @@ def test_docstring_register_device_example_through_a_profile():
     assert f"{e.total_pj / PJ_PER_J:.2g}" == "1e-05"
 
 
-def test_non_spiking_device_ignores_timesteps_activity_batch_and_dt():
+def test_non_spiking_device_ignores_timesteps_activity_batch_and_dt(linear_layer):
     # one pass as an ANN: the same layer replayed for 5 steps with spikes costs the same
     ann = RunCounts("ann", 1, 1, [linear_layer("fc", 784, 128, T=1, macs=[100352])])
     snn = RunCounts("snn", 5, 2, [linear_layer("fc", 784, 128, T=5, acs=[7, 0, 3, 9, 1], batch=2)])
@@ -127,7 +99,7 @@ def test_non_spiking_device_ignores_timesteps_activity_batch_and_dt():
     assert (e.synaptic_pj, e.neuron_pj) == (160 * 8600.0, 0.0)
 
 
-def test_spiking_device_by_hand():
+def test_spiking_device_by_hand(linear_layer):
     # direct-coded 4 -> 3 LIF layer, then 3 -> 2 read-out; T = 2, one input.
     # layer 1: 12 MACs per step -> 24 synops; 3 neurons x 2 steps = 6 updates
     # layer 2: 2 input spikes then 1, fan-out 2 -> 4 + 2 = 6 synops; read-out: no updates

@@ -114,7 +114,7 @@ def break_even(snn_rows, silent_rows, baseline_rows, baseline: str, timesteps: i
         layers.append(
             _row(r1.name, r1.energy_total_pj, r0.energy_total_pj, b.energy_total_pj,
                  r1.synaptic_ops + r1.synaptic_ops_skipped, r1.synapses, r1.input_events,
-                 _inputs(r1) * timesteps)  # fmt: skip
+                 r1.inputs * timesteps)  # fmt: skip
         )
     event_rows = [r for r in snn_rows if r.input_events]
     network = _row(
@@ -125,14 +125,9 @@ def break_even(snn_rows, silent_rows, baseline_rows, baseline: str, timesteps: i
         sum(r.synaptic_ops + r.synaptic_ops_skipped for r in event_rows),
         sum(r.synapses for r in event_rows),
         sum(r.input_events for r in event_rows),
-        sum(_inputs(r) for r in event_rows) * timesteps,
+        sum(r.inputs for r in event_rows) * timesteps,
     )
     return BreakEven(baseline=baseline, network=network, layers=layers)
-
-
-def _inputs(row) -> int:
-    """Input positions of a layer: the event slots per step."""
-    return int(row.inputs)
 
 
 __all__ = ["REFERENCE", "BreakEven", "BreakEvenRow", "break_even", "silent"]

@@ -280,7 +280,6 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
     sb, ib = net.widths.state, net.widths.inputs
     wb = net.weight_bits(lc)
     mac_bits = max(wb, ib)
-    n, T = lc.neurons, lc.timesteps
     acs, macs, updates, spikes = work.acs, work.macs, work.updates, work.spikes
 
     e_ac_unit = pricer.op("ac_energy", f"an AC ({fmt}, {sb}-bit)", sb, fmt) if acs else 0.0
@@ -312,28 +311,12 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
     energy_memory = sum(by_tensor.values())
     energy_synaptic = energy_ac + energy_mac
     energy_compute = energy_synaptic + energy_neuron + energy_routing
-    spiking = lc.neuron == "lif"
     return {
-        "name": lc.name,
-        "kind": lc.kind,
-        "neuron": lc.neuron,
-        "neurons": n,
-        "inputs": lc.inputs,
-        "weight_count": int(lc.weight_count),
+        **event_fields(work),
         "weight_bits": wb,
         "input_bits": ib,
         "state_bits": sb,
         "number_format": fmt,
-        "leak": float(lc.leak),
-        "synapses": int(lc.real_macs),
-        "input_events": work.events,
-        "spikes": spikes,
-        "spike_rate": (spikes / (n * T)) if spiking and n and T else None,
-        "synaptic_ops": acs,
-        "synaptic_ops_skipped": work.acs_all - acs,
-        "macs": macs,
-        "neuron_updates": updates,
-        "active_neuron_updates": work.active,
         "memory_bits": float(sum((a.reads + a.writes) * a.bits for a in accesses)),
         "weight_memory": _home_of(accesses, "weights"),
         "state_memory": _home_of(accesses, "state"),
@@ -350,7 +333,32 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
         "energy_memory_outputs_pj": by_tensor["outputs"],
         "energy_memory_pj": energy_memory,
         "energy_total_pj": energy_compute + energy_memory,
-        "latency_share": 0.0,  # filled in by cost_run
+        "latency_share": 0.0,  # filled in by assemble_run
+    }
+
+
+def event_fields(work: LayerWork) -> dict[str, Any]:
+    """The :class:`LayerRow` fields that come from the events, whatever prices them."""
+    lc = work.counts
+    n, T = lc.neurons, lc.timesteps
+    spiking = lc.neuron == "lif"
+    return {
+        "name": lc.name,
+        "kind": lc.kind,
+        "neuron": lc.neuron,
+        "neurons": n,
+        "inputs": lc.inputs,
+        "weight_count": int(lc.weight_count),
+        "leak": float(lc.leak),
+        "synapses": int(lc.real_macs),
+        "input_events": work.events,
+        "spikes": work.spikes,
+        "spike_rate": (work.spikes / (n * T)) if spiking and n and T else None,
+        "synaptic_ops": work.acs,
+        "synaptic_ops_skipped": work.acs_all - work.acs,
+        "macs": work.macs,
+        "neuron_updates": work.updates,
+        "active_neuron_updates": work.active,
     }
 
 
@@ -492,6 +500,18 @@ def cost_run(
     net = network_context(counts, profile, widths, options)
     works = [layer_work(lc, batch, options, zero_skipping) for lc in counts.layers]
     raw = [_cost_layer(w, net, pricer, dataflow) for w in works]
+    return assemble_run(counts, works, raw, pricer, dataflow)
+
+
+def assemble_run(
+    counts: RunCounts, works: list[LayerWork], raw: list[dict[str, Any]], pricer: _Pricer, dataflow: str
+) -> CostedRun:
+    """Rows (field dicts) -> :class:`CostedRun`: latency shares, totals, latency, notes.
+
+    Shared by the dataflow model (:func:`cost_run`) and the published
+    conventions (:func:`snncost.costmodel.conventions.convention_run`).
+    """
+    profile = pricer.profile
     cycles_per_layer = [
         _work_cycles(r["synaptic_ops"], r["macs"], r["neuron_updates"], profile, pricer)
         for r in raw
@@ -500,24 +520,23 @@ def cost_run(
     for r, w in zip(raw, cycles_per_layer, strict=True):
         r["latency_share"] = (w / total_work) if total_work > 0 else 0.0
     rows = [LayerRow(**r) for r in raw]
-    seconds, cycles = _latency(works, batch, counts.timesteps, pricer)
-    summed = _sum_rows(rows)
+    seconds, cycles = _latency(works, counts.batch_size, counts.timesteps, pricer)
     spiking = [r for r in rows if r.neuron == "lif"]
     spiking_slots = sum(r.neurons for r in spiking) * counts.timesteps
     spike_rate = (sum(r.spikes for r in spiking) / spiking_slots) if spiking_slots else None
     total = Totals(
-        **summed,
+        **_sum_rows(rows),
         spike_rate=spike_rate,
         timesteps=counts.timesteps,
         latency_s=seconds,
         latency_cycles=cycles,
     )
     return CostedRun(
-        network=network,
+        network=counts.model,
         profile=profile.name,
         dataflow=dataflow,
         timesteps=counts.timesteps,
-        batch_size=batch,
+        batch_size=counts.batch_size,
         rows=rows,
         total=total,
         notes=list(pricer.notes),

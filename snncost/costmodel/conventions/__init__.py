@@ -31,16 +31,7 @@ from typing import Any
 from snncost.costmodel.conventions import kerasspiking, lemaire2022, paper, spikesim, spikingjelly
 from snncost.costmodel.conventions.base import LayerEnergy
 from snncost.costmodel.options import CostOptions
-from snncost.costmodel.pricing import (
-    CostedRun,
-    LayerRow,
-    Totals,
-    _latency,
-    _Pricer,
-    _sum_rows,
-    _work_cycles,
-    layer_work,
-)
+from snncost.costmodel.pricing import CostedRun, _Pricer, assemble_run, event_fields, layer_work
 from snncost.hardware.profile import HardwareProfile
 from snncost.sim.counts import RunCounts
 
@@ -174,46 +165,28 @@ def convention_run(
             return None
         raise
     by_name = {e.name: e for e in energies}
-    pricer = _Pricer(profile, "45nm")
-    batch = counts.batch_size
-    works = [layer_work(lc, batch, options) for lc in counts.layers]
-    rows = []
+    works = [layer_work(lc, counts.batch_size, options) for lc in counts.layers]
+    raw = []
     for w in works:
         lc = w.counts
         e = by_name.get(lc.name, LayerEnergy(lc.name))
-        n, T = lc.neurons, lc.timesteps
-        spiking = lc.neuron == "lif"
         compute = e.synaptic_pj + e.neuron_pj
         memory = e.memory_pj + e.addressing_pj
-        rows.append(LayerRow(
-            name=lc.name, kind=lc.kind, neuron=lc.neuron, neurons=n, inputs=lc.inputs,
-            weight_count=int(lc.weight_count), weight_bits=int(lc.weight_bits), input_bits=0,
-            state_bits=0, number_format=lc.number_format, leak=float(lc.leak),
-            synapses=int(lc.real_macs), input_events=w.events, spikes=w.spikes,
-            spike_rate=(w.spikes / (n * T)) if spiking and n and T else None,
-            synaptic_ops=w.acs, synaptic_ops_skipped=w.acs_all - w.acs, macs=w.macs,
-            neuron_updates=w.updates, active_neuron_updates=w.active, memory_bits=0.0,
-            weight_memory="-", state_memory="-", accesses=[],
-            energy_ac_pj=e.synaptic_pj if not w.macs else 0.0,
-            energy_mac_pj=e.synaptic_pj if w.macs and not w.acs else 0.0,
-            energy_synaptic_pj=e.synaptic_pj, energy_neuron_pj=e.neuron_pj, energy_routing_pj=0.0,
-            energy_compute_pj=compute, energy_memory_weights_pj=0.0, energy_memory_inputs_pj=0.0,
-            energy_memory_state_pj=0.0, energy_memory_outputs_pj=0.0, energy_memory_pj=memory,
-            energy_total_pj=compute + memory,
-            latency_share=0.0,
-        ))  # fmt: skip
-    cycles = [_work_cycles(r.synaptic_ops, r.macs, r.neuron_updates, profile, pricer) for r in rows]
-    total_cycles = sum(cycles)
-    rows = [r.model_copy(update={"latency_share": c / total_cycles if total_cycles else 0.0})
-            for r, c in zip(rows, cycles, strict=True)]  # fmt: skip
-    seconds, cyc = _latency(works, batch, counts.timesteps, pricer)
-    spiking_rows = [r for r in rows if r.neuron == "lif"]
-    slots = sum(r.neurons for r in spiking_rows) * counts.timesteps
-    total = Totals(**_sum_rows(rows), spike_rate=(sum(r.spikes for r in spiking_rows) / slots) if slots else None,
-                   timesteps=counts.timesteps, latency_s=seconds, latency_cycles=cyc)  # fmt: skip
-    return CostedRun(network=counts.model, profile=profile.name, dataflow=f"cost model {name}",
-                     timesteps=counts.timesteps, batch_size=batch, rows=rows, total=total,
-                     notes=list(pricer.notes))  # fmt: skip
+        raw.append({
+            **event_fields(w),
+            "weight_bits": int(lc.weight_bits), "input_bits": 0, "state_bits": 0,
+            "number_format": lc.number_format, "memory_bits": 0.0, "weight_memory": "-",
+            "state_memory": "-", "accesses": [],
+            "energy_ac_pj": e.synaptic_pj if not w.macs else 0.0,
+            "energy_mac_pj": e.synaptic_pj if w.macs and not w.acs else 0.0,
+            "energy_synaptic_pj": e.synaptic_pj, "energy_neuron_pj": e.neuron_pj,
+            "energy_routing_pj": 0.0, "energy_compute_pj": compute,
+            "energy_memory_weights_pj": 0.0, "energy_memory_inputs_pj": 0.0,
+            "energy_memory_state_pj": 0.0, "energy_memory_outputs_pj": 0.0,
+            "energy_memory_pj": memory, "energy_total_pj": compute + memory,
+            "latency_share": 0.0,
+        })  # fmt: skip
+    return assemble_run(counts, works, raw, _Pricer(profile, "45nm"), f"cost model {name}")
 
 
 __all__ = [
