@@ -77,6 +77,9 @@ CONVENTIONS: dict[str, tuple[Callable[..., list[LayerEnergy]], str, str]] = {
     spikesim.NAME: (spikesim.price, spikesim.SOURCE, spikesim.DESCRIPTION),
 }
 
+#: conventions whose source has no model of an ANN (their reports carry no baseline)
+WITHOUT_ANN_MODEL = frozenset({spikesim.NAME})
+
 #: every name ``cost_model=`` accepts, the default first
 COST_MODELS: tuple[str, ...] = (DEFAULT, *CONVENTIONS)
 
@@ -154,16 +157,13 @@ def convention_run(
     options: CostOptions | None = None,
     **params: Any,
 ) -> CostedRun | None:
-    """Price ``counts`` under convention ``name``; None when the convention has no model of
-    this kind of network (SpikeSim and KerasSpiking's spiking devices price no ANN)."""
+    """Price ``counts`` under convention ``name``; None for an ANN when the convention has no
+    model of one (:data:`WITHOUT_ANN_MODEL`; KerasSpiking prices an ANN on ``ann_device``)."""
     options = options or CostOptions()
     fn = CONVENTIONS[check_cost_model(name)][0]
-    try:
-        energies = fn(counts, **_params_for(name, fn, profile, params))
-    except ValueError as exc:
-        if counts.model == "ann" and ("ANN" in str(exc) or "ann" in str(exc)):
-            return None
-        raise
+    if counts.model == "ann" and name in WITHOUT_ANN_MODEL:
+        return None
+    energies = fn(counts, **_params_for(name, fn, profile, params))
     by_name = {e.name: e for e in energies}
     works = [layer_work(lc, counts.batch_size, options) for lc in counts.layers]
     raw = []
