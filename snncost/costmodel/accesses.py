@@ -36,10 +36,6 @@ class Access:
     writes: float
     bits: int
 
-    @property
-    def bits_moved(self) -> float:
-        return (self.reads + self.writes) * self.bits
-
 
 @dataclass(frozen=True)
 class Widths:

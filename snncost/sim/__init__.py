@@ -2,13 +2,12 @@
 
 from snncost.sim.ann import ann_counts
 from snncost.sim.counts import LayerCounts, RunCounts
-from snncost.sim.replay import address_bits, encode_poisson, simulate
+from snncost.sim.replay import encode_poisson, simulate
 from snncost.sim.verify import verify_against_torch
 
 __all__ = [
     "LayerCounts",
     "RunCounts",
-    "address_bits",
     "ann_counts",
     "encode_poisson",
     "simulate",

@@ -53,11 +53,6 @@ from snncost.sim.counts import LayerCounts, RunCounts, layer_shape_facts
 SPIKE_MAP_BUDGET = 1 << 28  # bytes of one int8 [B, T, N] spike map per chunk
 
 
-def address_bits(neurons: int) -> int:
-    """Bits of one address event among ``neurons`` targets: ``ceil(log2(n))`` (at least 1)."""
-    return max(1, (int(neurons) - 1).bit_length())
-
-
 @dataclass
 class _MaxPool:
     C: int
@@ -396,4 +391,4 @@ def _layer_counts(st: _Stage, tot: np.ndarray, T: int, B: int) -> LayerCounts:
     )
 
 
-__all__ = ["address_bits", "compile_plan", "encode_poisson", "simulate"]
+__all__ = ["compile_plan", "encode_poisson", "simulate"]
