@@ -43,7 +43,7 @@ from snncost.costmodel.accesses import Access, Widths, address_bits, home_level
 from snncost.costmodel.mapper import map_layer
 from snncost.costmodel.nest import ConvProblem, analyze
 from snncost.costmodel.options import CostOptions
-from snncost.hardware.profile import MemoryLevel
+from snncost.hardware.profile import HardwareProfile, MemoryLevel, ProfileError
 from snncost.sim.counts import LayerCounts
 
 # nest tensor name -> accesses tensor name
@@ -72,6 +72,7 @@ class NetworkContext:
     """What a dataflow needs to know about the network and the chip."""
 
     network: str  # "snn" / "ann"
+    profile: HardwareProfile
     levels: list[MemoryLevel]
     widths: Widths
     weights_home: int
@@ -97,35 +98,35 @@ def problem_of(lc: LayerCounts) -> ConvProblem:
     )  # fmt: skip
 
 
-def _own_home(levels: list[MemoryLevel], size_bytes: int) -> int:
-    """No-reuse placement: the smallest SRAM that holds the array alone, else DRAM."""
-    srams = [i for i, m in enumerate(levels) if m.kind == "sram"]
-    for i in srams:
-        if levels[i].size_bytes is None or levels[i].size_bytes >= size_bytes:
-            return i
-    drams = [i for i, m in enumerate(levels) if m.kind == "dram"]
-    return drams[0] if drams else len(levels) - 1
+def _own_home(net: NetworkContext, size_bytes: int) -> int:
+    """No-reuse placement, the profile's own rule (:meth:`HardwareProfile.memory_level_for`):
+    the smallest SRAM that holds the array alone, else the smallest DRAM that does; an array
+    no level holds goes to the outermost one."""
+    try:
+        return net.levels.index(net.profile.memory_level_for(size_bytes))
+    except ProfileError:
+        return len(net.levels) - 1
 
 
 # ---------------------------------------------------------------------- no-reuse
 def no_reuse(work: LayerWork, net: NetworkContext) -> list[Access]:
     """Every op reads its weight and reads/writes its accumulator; arrays placed by own size."""
-    lc, lv = work.counts, net.levels
+    lc = work.counts
     wb, sb = net.weight_bits(lc), net.widths.state
     n = lc.neurons
-    w_home = _own_home(lv, math.ceil(lc.weight_count * wb * work.weight_fraction / 8))
+    w_home = _own_home(net, math.ceil(lc.weight_count * wb * work.weight_fraction / 8))
     ops = work.acs + work.macs
     if net.network == "ann":
         ab = net.widths.inputs
-        s_home = _own_home(lv, math.ceil(max(lc.inputs, n) * ab / 8))
-        o_home = _own_home(lv, math.ceil(n / 8))
+        s_home = _own_home(net, math.ceil(max(lc.inputs, n) * ab / 8))
+        o_home = _own_home(net, math.ceil(n / 8))
         return [
             Access(net.level(w_home), "weights", ops, 0.0, wb),
             Access(net.level(s_home), "state", ops + work.updates, ops + work.updates, ab),
             Access(net.level(s_home), "inputs", lc.inputs * work.mac_passes, 0.0, ab),
             Access(net.level(o_home), "outputs", 0.0, work.updates, ab),
         ]
-    s_home = _own_home(lv, math.ceil(n * sb / 8))
+    s_home = _own_home(net, math.ceil(n * sb / 8))
     out = [
         Access(net.level(w_home), "weights", ops, 0.0, wb),
         Access(net.level(s_home), "state", ops + work.updates, ops + work.updates, sb),
@@ -133,7 +134,7 @@ def no_reuse(work: LayerWork, net: NetworkContext) -> list[Access]:
     if lc.analog:
         out.append(Access(net.level(s_home), "inputs", lc.inputs * work.mac_passes, 0.0, sb))
     if work.spikes:
-        p_home = _own_home(lv, math.ceil(n / 8))
+        p_home = _own_home(net, math.ceil(n / 8))
         out.append(Access(net.level(p_home), "outputs", 0.0, work.spikes, address_bits(n)))
     return out
 
@@ -313,7 +314,7 @@ def check_dataflow(name: str, network: str = "snn") -> str:
     return name
 
 
-def resolve_dataflows(profile, options: CostOptions) -> tuple[str, str]:
+def resolve_dataflows(profile: HardwareProfile, options: CostOptions) -> tuple[str, str]:
     """``(SNN dataflow, ANN dataflow)``: the options', else the profile's default; an ANN
     facing a neuromorphic SNN runs weight-stationary (a conventional accelerator)."""
     snn = check_dataflow(options.dataflow or profile.default_dataflow, "snn")

@@ -450,6 +450,7 @@ def network_context(
     membranes = sum(lc.neurons for lc in counts.layers) * widths.state
     return NetworkContext(
         network=counts.model,
+        profile=profile,
         levels=levels,
         widths=widths,
         weights_home=home_level(levels, weight_bits),
