@@ -46,6 +46,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from snncost.paths import require_file
+
 FORMAT = "snncost-checkpoint"
 VERSION = 1
 
@@ -275,15 +277,7 @@ def safe_load(path: str | Path) -> Any:
     directory, truncated or foreign bytes, and objects outside the allow-list
     (with the command that converts a trusted old file).
     """
-    path = Path(path)
-    try:
-        is_file, is_dir = path.is_file(), path.is_dir()
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise CheckpointError(f"{path}: cannot access the checkpoint: {exc.strerror or exc}") from None
-    if is_dir:
-        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-    if not is_file:
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = require_file(path, "checkpoint file", CheckpointError)
     try:
         return _safe_load_raw(path)
     except Exception as exc:  # truncated zip, random bytes, pickle errors, disallowed globals...

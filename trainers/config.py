@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from snncost.models import CFGS
 from snncost.nn import SURROGATES
+from snncost.paths import require_file
 from snncost.yamlio import YAMLParseError, parse_yaml
 from trainers.presets import PRESETS
 
@@ -279,15 +280,7 @@ def resolve_config(
 
 def load_yaml_mapping(path: str | Path) -> dict:
     """Read a YAML file that must hold a mapping; errors name the file."""
-    path = Path(path)
-    try:
-        is_file, is_dir = path.is_file(), path.is_dir()
-    except OSError as exc:  # e.g. a name too long for the file system
-        raise ConfigError(f"{path}: cannot access the config file: {exc.strerror or exc}") from None
-    if is_dir:
-        raise ConfigError(f"{path}: is a directory, not a config file")
-    if not is_file:
-        raise ConfigError(f"{path}: no such config file")
+    path = require_file(path, "config file", ConfigError)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
