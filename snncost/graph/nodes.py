@@ -195,13 +195,41 @@ class FlattenNode(Node):
     type_name: ClassVar[str] = "flatten"
 
 
+Charge = Literal["leak", "decay-input", "no-decay-input", "plif-decay-input", "plif-no-decay-input"]
+Reset = Literal["soft", "hard"]
+
+
 @dataclass
 class LIFNode(Node):
-    """Spiking layer: ``h = leak*u + I; s = h >= threshold; u = h - s*threshold``."""
+    """Spiking layer; one step is charge, fire, reset, all in float32, left to right.
+
+    Charge (``u``: membrane after the last reset, ``I``: input current,
+    ``vr``: ``reset_value`` for a hard reset, ``0.0`` for a soft one):
+
+    ======================= ======================================  ==========================
+    ``charge``              ``h =``                                 as in
+    ======================= ======================================  ==========================
+    ``leak``                ``leak * u + I``                        snncost's LIF (IF: leak 1)
+    ``decay-input``         ``u + (I - (u - vr)) / tau``            SpikingJelly LIFNode
+    ``no-decay-input``      ``u - (u - vr) / tau + I``              LIFNode(decay_input=False)
+    ``plif-decay-input``    ``u + (I - (u - vr)) * decay``          ParametricLIFNode
+    ``plif-no-decay-input`` ``u - (u - vr) * decay + I``            (``decay = sigmoid(w)``)
+    ======================= ======================================  ==========================
+
+    Fire: ``s = h >= threshold``. Reset: ``soft``: ``u = h - s * threshold``;
+    ``hard``: ``u = reset_value`` where ``s`` else ``h``. The membrane starts
+    at ``reset_value`` for a hard reset and at 0 for a soft one. The defaults
+    are snncost's own LIF.
+    """
 
     leak: float = 1.0
     threshold: float = 1.0
     shape: Shape = ()
+    charge: Charge = "leak"
+    tau: float = 1.0
+    decay: float = 1.0
+    reset: Reset = "soft"
+    reset_value: float = 0.0
     type_name: ClassVar[str] = "lif"
 
     @property
@@ -213,7 +241,15 @@ class LIFNode(Node):
         return int(np.prod(self.shape))
 
     def describe(self) -> str:
-        return f"leak={self.leak:.4g} theta={self.threshold:.4g}"
+        rules = {
+            "leak": f"leak={self.leak:.4g}",
+            "decay-input": f"tau={self.tau:.4g} decay_input",
+            "no-decay-input": f"tau={self.tau:.4g}",
+            "plif-decay-input": f"plif decay={self.decay:.4g} decay_input",
+            "plif-no-decay-input": f"plif decay={self.decay:.4g}",
+        }
+        text = f"{rules[self.charge]} theta={self.threshold:.4g}"
+        return text + (f" hard reset to {self.reset_value:g}" if self.reset == "hard" else "")
 
 
 @dataclass
