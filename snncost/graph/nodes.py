@@ -252,6 +252,34 @@ class LIFNode(Node):
         return text + (f" hard reset to {self.reset_value:g}" if self.reset == "hard" else "")
 
 
+MergeOp = Literal["add", "and", "iand", "concat"]
+
+
+@dataclass
+class MergeNode(Node):
+    """Where branches join: ``op`` applied to ``inputs`` (node names, in this order).
+
+    ``add``: element-wise sum (spikes + spikes gives spike counts, a SEW-ResNet
+    ADD; anything + a current gives a current, a membrane/pre-activation
+    shortcut); ``and``: ``inputs[0] AND inputs[1]`` on spikes; ``iand``:
+    ``(NOT inputs[0]) AND inputs[1]`` (SEW-ResNet's IAND, ``inputs[0]`` the
+    residual branch); ``concat``: along channels, in ``inputs`` order. The
+    order is stored here because graph edges do not keep it.
+    """
+
+    op: MergeOp = "add"
+    inputs: tuple[str, ...] = ()
+    shape: Shape = ()
+    type_name: ClassVar[str] = "merge"
+
+    @property
+    def out_shape(self) -> Shape:
+        return self.shape
+
+    def describe(self) -> str:
+        return f"{self.op}({', '.join(self.inputs)})"
+
+
 @dataclass
 class ReLUNode(Node):
     """ANN activation."""
@@ -294,6 +322,7 @@ __all__ = [
     "InputNode",
     "LIFNode",
     "LinearNode",
+    "MergeNode",
     "Node",
     "OutputNode",
     "PoolNode",
