@@ -316,7 +316,12 @@ def evaluate(
         :class:`~snncost.nn.SpikingSequential` starting with an encoder), the
         path of a checkpoint (:func:`snncost.checkpoint.load_model`), or a
         ``nir.NIRGraph`` / NIR file (``.nir``, ``.h5``, ``.hdf5``), imported
-        with :func:`snncost.interop.nir.from_nir` (see ``docs/nir.md``).
+        with :func:`snncost.interop.nir.from_nir` (see ``docs/nir.md``). Any
+        other ``nn.Module`` (a plain module whose forward uses snncost neurons
+        with residual additions, a SpikingJelly multi-step model) is traced
+        with :func:`snncost.graph.trace_graph`; without an encoder it needs
+        ``timesteps`` and takes ``[B, ...]`` (or ``[T, B, ...]`` constant over
+        ``T``) data (docs/simulator.md, "Models you can pass in").
     profile
         A built-in profile name (:func:`snncost.available_profiles`), a YAML
         path, or a :class:`~snncost.hardware.HardwareProfile`.

@@ -370,3 +370,12 @@ def test_spikingjelly_chain_costs_and_spikes(sj):
     got = snncost.evaluate(net, data=x, timesteps=T)
     assert got.snn_total.energy_total_pj == ref.snn_total.energy_total_pj
     assert got.ann_total.energy_total_pj == ref.ann_total.energy_total_pj
+
+
+def test_docs_table_is_the_mapping_table(sj):
+    from pathlib import Path
+
+    from snncost.graph.mapping import table_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "simulator.md").read_text()
+    assert table_markdown() in doc

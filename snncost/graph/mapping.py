@@ -396,7 +396,7 @@ def sj_plif_node(path: str, m: nn.Module, shape: Shape, lead: int = 1) -> LIFNod
 # ---------------------------------------------------------------------- the table
 _SKIP = Rule("skip", maps_to="nothing (identity at inference)")
 _CHAIN = Rule("chain", maps_to="its children, in order")
-_FOLD = Rule("fold", maps_to="folded into the conv/linear before it")
+_FOLD = Rule("fold", maps_to="BatchNorm1d/2d folded into the linear/conv before it; other norms refused")
 
 
 def _torch_and_snncost(table: RuleTable) -> None:
@@ -408,7 +408,7 @@ def _torch_and_snncost(table: RuleTable) -> None:
         (nn.AdaptiveAvgPool2d, Rule("node", adaptive_pool_node, maps_to="pool avg, global (output_size 1)")),
         (nn.Flatten, Rule("node", flatten_node, maps_to="flatten (the whole sample)")),
         (nn.ReLU, Rule("node", relu_node, maps_to="relu (ANN graphs only)")),
-        (nn.modules.batchnorm._NormBase, _FOLD),
+        (nn.modules.batchnorm._NormBase, _FOLD),  # BatchNorm1d/2d (others are refused when folded)
         (nn.Dropout, _SKIP), (nn.Dropout1d, _SKIP), (nn.Dropout2d, _SKIP), (nn.Dropout3d, _SKIP),
         (nn.AlphaDropout, _SKIP), (nn.Identity, _SKIP), (sn.TemporalDropout, _SKIP),
         (sn.LIF, Rule("node", snncost_lif_node, maps_to="lif, charge leak")),
@@ -454,12 +454,26 @@ def module_rule(module: nn.Module) -> Rule | None:
     return MODULES.lookup(module)
 
 
+_PUBLIC = (  # where users import these classes from
+    ("torch.nn.modules.", "torch.nn."),
+    ("snncost.nn.", "snncost.nn."),
+    ("spikingjelly.activation_based.neuron.", "spikingjelly neuron."),
+    ("spikingjelly.activation_based.layer.", "spikingjelly layer."),
+)
+
+
+def _public_name(cls: type) -> str:
+    for prefix, public in _PUBLIC:
+        if cls.__module__.startswith(prefix):
+            return public + cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def table_markdown() -> str:
-    """The supported modules as a Markdown table (the docs' "Models you can pass in" table)."""
+    """The supported modules as a Markdown table (docs/simulator.md, "Models you can pass in")."""
     rows = ["| module | becomes |", "|---|---|"]
     for cls, rule in MODULES:
-        name = f"{cls.__module__}.{cls.__qualname__}".replace("torch.nn.modules.", "torch.nn.")
-        rows.append(f"| `{name}`{'' if rule.subclasses else ' (exact type)'} | {rule.maps_to} |")
+        rows.append(f"| `{_public_name(cls)}`{'' if rule.subclasses else ' (exact type)'} | {rule.maps_to} |")
     return "\n".join(rows)
 
 
