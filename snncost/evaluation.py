@@ -109,6 +109,7 @@ def _replay(
         find_encoder,
         has_encoder,
         is_chain_model,
+        is_spiking_model,
         static_input,
         trace_graph,
     )
@@ -118,7 +119,7 @@ def _replay(
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     module, default_name = load_model_input(model, timesteps)
     traced = not is_chain_model(module)  # anything but an nn.Sequential chain is traced
-    if not traced and not _has_lif(module):
+    if not (is_spiking_model(module) if traced else _has_lif(module)):
         raise ValueError(
             "model has no spiking (snncost.nn.LIF) layers: evaluate() costs an SNN; "
             "pass the ANN as baseline= instead"

@@ -369,6 +369,8 @@ def test_spikingjelly_chain_costs_and_spikes(sj):
     functional.set_step_mode(body, "m")
     got = snncost.evaluate(net, data=x, timesteps=T)
     assert got.snn_total.energy_total_pj == ref.snn_total.energy_total_pj
+    bare = snncost.evaluate(body, data=x, timesteps=T)  # an nn.Sequential returning [T, B, K]: traced too
+    assert bare.snn_total.energy_total_pj == ref.snn_total.energy_total_pj
     assert got.ann_total.energy_total_pj == ref.ann_total.energy_total_pj
 
 

@@ -71,6 +71,7 @@ __all__ = [
     "find_encoder",
     "has_encoder",
     "is_chain_model",
+    "is_spiking_model",
     "static_input",
     "trace_graph",
 ]
@@ -201,7 +202,7 @@ class _Walk:
             raise UnsupportedModuleError(
                 path, m, "step_mode='s' on a [T, B, ...] input: call functional.set_step_mode(model, 'm')"
             )
-        if within == "folded" and _is_neuron(m):
+        if within == "folded" and _is_temporal(m):
             raise UnsupportedModuleError(path, m, "a neuron inside a container that folds time into the batch")
         node = rule.build(path, m, v.shape, lead)
         if isinstance(node, ReLUNode) and self.spiking_model:
@@ -215,15 +216,26 @@ class _Walk:
             within = "spiking"
         for name, child in container.named_children():
             child_path = f"{path}.{name}" if path else name
-            temporal = within == "spiking" and _is_neuron(child)
+            temporal = within == "spiking" and _is_temporal(child)
             v = self.apply_module(child_path, child, v, 2 if temporal else 1, True, within)
         return v
 
 
 def _is_neuron(m: nn.Module) -> bool:
-    if isinstance(m, (sn.LIF, sn.TemporalModule)):
+    """snncost's LIF or a SpikingJelly neuron (``BaseNode``)."""
+    if isinstance(m, sn.LIF):
         return True
     return any(c.__name__ == "BaseNode" and "spikingjelly" in c.__module__ for c in type(m).__mro__)
+
+
+def _is_temporal(m: nn.Module) -> bool:
+    """Consumes ``[T, B, ...]`` itself: a neuron or an snncost temporal layer (read-out, dropout)."""
+    return _is_neuron(m) or isinstance(m, sn.TemporalModule)
+
+
+def is_spiking_model(model: nn.Module) -> bool:
+    """The model has a spiking neuron (snncost or SpikingJelly)."""
+    return any(_is_neuron(m) for m in model.modules())
 
 
 # ---------------------------------------------------------------------- functions and methods
@@ -435,8 +447,10 @@ def static_input(
 
 
 def is_chain_model(model: nn.Module) -> bool:
-    """An ``nn.Sequential`` chain :func:`~snncost.graph.build_graph` walks (no tracing needed)."""
-    return isinstance(model, nn.Sequential)
+    """An ``nn.Sequential`` chain :func:`~snncost.graph.build_graph` walks (no tracing needed):
+    one with an encoder, or one without neurons (an ANN, refused by ``evaluate``). A Sequential
+    of neurons without an encoder (SpikingJelly) is traced, fed the image over ``T``."""
+    return isinstance(model, nn.Sequential) and (has_encoder(model) or not is_spiking_model(model))
 
 
 def _reset_states(model: nn.Module) -> None:
@@ -534,8 +548,7 @@ def trace_graph(
     _propagate_shapes(gm, model, example)
 
     builder = _Builder()
-    spiking = any(_is_neuron(m) for m in model.modules())
-    walk = _Walk(builder, T, {}, spiking)
+    walk = _Walk(builder, T, {}, is_spiking_model(model))
     result: _Value | None = None
     for node in gm.graph.nodes:
         if node.op == "placeholder":
