@@ -119,9 +119,6 @@ class _Builder:
             self.modules[node.name] = module
         return _Value(node.name, tuple(node.out_shape))
 
-    def consumers(self, name: str) -> int:
-        return sum(1 for a, _ in self.edges if a == name)
-
 
 # ---------------------------------------------------------------------- the fx tracer
 class _Tracer(fx.Tracer):
@@ -158,10 +155,9 @@ def _refuse_op(node: fx.Node, why: str) -> UnsupportedOperationError:
 # ---------------------------------------------------------------------- module calls
 @dataclass
 class _Walk:
-    """State of one trace: the builder, ``T``, the fx values seen so far."""
+    """State of one trace: the builder, the fx values seen so far, whether the model spikes."""
 
     builder: _Builder
-    timesteps: int
     values: dict[fx.Node, _Value | None]
     spiking_model: bool
 
@@ -548,7 +544,7 @@ def trace_graph(
     _propagate_shapes(gm, model, example)
 
     builder = _Builder()
-    walk = _Walk(builder, T, {}, is_spiking_model(model))
+    walk = _Walk(builder, {}, is_spiking_model(model))
     result: _Value | None = None
     for node in gm.graph.nodes:
         if node.op == "placeholder":
