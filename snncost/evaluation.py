@@ -105,35 +105,53 @@ def _replay(
     batch_size: int = 64,
 ) -> _Replay:
     from snncost.graph import build_graph
+    from snncost.graph.trace import (
+        find_encoder,
+        has_encoder,
+        is_chain_model,
+        is_spiking_model,
+        static_input,
+        trace_graph,
+    )
     from snncost.sim import ann_counts, simulate
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     module, default_name = load_model_input(model, timesteps)
-    if not _has_lif(module):
+    traced = not is_chain_model(module)  # anything but an nn.Sequential chain is traced
+    if not (is_spiking_model(module) if traced else _has_lif(module)):
         raise ValueError(
             "model has no spiking (snncost.nn.LIF) layers: evaluate() costs an SNN; "
             "pass the ANN as baseline= instead"
         )
     module.eval()
     shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
+    if traced:
+        if verify:
+            raise ValueError(
+                "verify=True reruns the model's forward on the replay's inputs, which needs an "
+                "nn.Sequential chain of snncost modules; a traced model is checked by its tests"
+            )
+        data, shape, timesteps = static_input(data, shape, timesteps, has_encoder(module))
     if shape is None:
         raise ValueError("the model has no input_shape attribute: pass input_shape=(C, H, W)")
     shape = tuple(int(s) for s in shape)
     d = resolve_data(data, shape, max_samples, seed)
 
     try:
-        encoder = module.find_encoder()
+        encoder = find_encoder(module) if traced else module.find_encoder()
     except (AttributeError, ValueError) as exc:
         raise ValueError(f"cannot find the model's input encoder: {exc}") from None
     if timesteps is not None and int(timesteps) < 1:
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-    old_t = encoder.timesteps
+    old_t = encoder.timesteps if encoder is not None else None
     T = int(timesteps) if timesteps is not None else int(old_t)
     notes: list[str] = []
     try:
-        encoder.timesteps = T
-        graph = build_graph(module, shape, name=name or default_name or "")
+        if encoder is not None:
+            encoder.timesteps = T
+        label = name or default_name or ""
+        graph = trace_graph(module, shape, T, label) if traced else build_graph(module, shape, name=label)
         labels = d.y.numpy() if d.y is not None else None
         poisson = getattr(encoder, "kind", "") == "poisson"
         old_gen = getattr(encoder, "generator", None)
@@ -164,7 +182,8 @@ def _replay(
             if poisson:
                 encoder.generator = old_gen
     finally:
-        encoder.timesteps = old_t
+        if encoder is not None:
+            encoder.timesteps = old_t
 
     ann_acc = None
     if baseline is None:
@@ -298,7 +317,12 @@ def evaluate(
         :class:`~snncost.nn.SpikingSequential` starting with an encoder), the
         path of a checkpoint (:func:`snncost.checkpoint.load_model`), or a
         ``nir.NIRGraph`` / NIR file (``.nir``, ``.h5``, ``.hdf5``), imported
-        with :func:`snncost.interop.nir.from_nir` (see ``docs/nir.md``).
+        with :func:`snncost.interop.nir.from_nir` (see ``docs/nir.md``). Any
+        other ``nn.Module`` (a plain module whose forward uses snncost neurons
+        with residual additions, a SpikingJelly multi-step model) is traced
+        with :func:`snncost.graph.trace_graph`; without an encoder it needs
+        ``timesteps`` and takes ``[B, ...]`` (or ``[T, B, ...]`` constant over
+        ``T``) data (docs/simulator.md, "Models you can pass in").
     profile
         A built-in profile name (:func:`snncost.available_profiles`), a YAML
         path, or a :class:`~snncost.hardware.HardwareProfile`.

@@ -15,6 +15,7 @@ from snncost.graph.nodes import (
     ReLUNode,
     WeightNode,
 )
+from snncost.graph.trace import trace_graph
 
 __all__ = [
     "ConvNode",
@@ -31,4 +32,5 @@ __all__ = [
     "UnsupportedModuleError",
     "WeightNode",
     "build_graph",
+    "trace_graph",
 ]

@@ -77,6 +77,7 @@ or dilated convolutions, and the neuron cases above.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,7 @@ import nir
 import numpy as np
 
 from snncost.graph.layergraph import LayerGraph
+from snncost.graph.mapping import Rule, RuleTable
 from snncost.graph.nodes import (
     ConvNode,
     FlattenNode,
@@ -638,6 +640,189 @@ def _conv_padding(
     return _pair(key, node, pad, "padding")
 
 
+@dataclass
+class _Import:
+    """What the node importers share while walking the chain: the shape so far, the nodes
+    built, the pending ``SumPool2d`` factor (folded into the next weight layer), ``dt``."""
+
+    dt: float
+    shape: Shape
+    nodes: list[Node]
+    used: set[str] = field(default_factory=set)
+    scale: float = 1.0
+    scale_from: str = ""
+
+    def name(self, key: str, node: Any, md: dict) -> str:
+        cand = md.get("name")
+        out = cand if isinstance(cand, str) and cand and cand not in self.used else key
+        if out in self.used:
+            raise NIRConversionError(key, _type(node), f"name {out!r} is used twice")
+        self.used.add(out)
+        return out
+
+    def take_scale(self) -> float:
+        scale, self.scale = self.scale, 1.0
+        return scale
+
+
+def _import_output(key: str, n: Any, md: dict, st: _Import) -> Node:
+    t, prev = _type(n), st.nodes[-1]
+    if isinstance(prev, LIFNode):
+        raise NIRConversionError(
+            key, t,
+            f"follows the spiking layer {prev.name!r}: snncost's read-out is a non-spiking "
+            "integrator of the last weight layer's current (logits = mean over T), so the "
+            "graph must end ... -> Linear/Affine -> Output (drop the last spiking layer)",
+        )  # fmt: skip
+    if not isinstance(prev, WeightNode):
+        raise NIRConversionError(key, t, f"follows {prev.name!r} ({prev.type_name}), not a weight layer")
+    return OutputNode(st.name(key, n, md), shape=st.shape, reduce="mean")
+
+
+def _import_conv(key: str, n: Any, md: dict, st: _Import) -> Node:
+    t, shape = _type(n), st.shape
+    w = np.ascontiguousarray(np.asarray(n.weight, dtype=np.float32))
+    if w.ndim != 4:
+        raise NIRConversionError(key, t, f"weight has shape {w.shape} (need [O, C, kh, kw])")
+    if len(shape) != 3:
+        raise NIRConversionError(key, t, f"needs a (C, H, W) input, gets shape {shape}")
+    if int(np.asarray(n.groups).reshape(-1)[0]) != 1:
+        raise NIRConversionError(key, t, f"groups={n.groups} (only 1)")
+    if _pair(key, n, n.dilation, "dilation") != (1, 1):
+        raise NIRConversionError(key, t, f"dilation={n.dilation} (only 1)")
+    o, c, kh, kw = w.shape
+    if c != shape[0]:
+        raise NIRConversionError(key, t, f"weight expects {c} input channels, the input has {shape[0]}")
+    if n.input_shape is not None:
+        declared = tuple(int(s) for s in np.asarray(n.input_shape).reshape(-1))
+        if declared != tuple(shape[1:]):
+            raise NIRConversionError(key, t, f"input_shape {declared} but receives {shape[1:]}")
+    stride = _pair(key, n, n.stride, "stride")
+    pad = _conv_padding(key, n, kh, kw, stride)
+    h, wd = shape[1], shape[2]
+    ho, wo = (h + 2 * pad[0] - kh) // stride[0] + 1, (wd + 2 * pad[1] - kw) // stride[1] + 1
+    if ho < 1 or wo < 1:
+        raise NIRConversionError(key, t, f"a {h}x{wd} input gives an empty output")
+    bias = _import_bias(key, n, md, o, "channels")
+    scale = st.take_scale()
+    node = ConvNode(
+        st.name(key, n, md), weight=w * np.float32(scale) if scale != 1.0 else w, bias=bias,
+        in_shape=shape, out_shape=(o, ho, wo), stride=stride, padding=pad,
+    )  # fmt: skip
+    _restore_quant(node, md)
+    return node
+
+
+def _import_bias(key: str, n: Any, md: dict, o: int, what: str) -> np.ndarray | None:
+    """The bias, or ``None`` when snncost's metadata says the layer had none and it is all zero."""
+    if getattr(n, "bias", None) is None:
+        return None
+    bias = np.ascontiguousarray(np.asarray(n.bias, np.float32).reshape(-1))
+    if bias.size != o:
+        raise NIRConversionError(key, _type(n), f"bias has {bias.size} entries for {o} {what}")
+    if md.get("bias") is False and not np.any(bias):
+        return None
+    return bias
+
+
+def _import_linear(key: str, n: Any, md: dict, st: _Import) -> Node:
+    t, shape = _type(n), st.shape
+    w = np.ascontiguousarray(np.asarray(n.weight, dtype=np.float32))
+    if w.ndim != 2:
+        raise NIRConversionError(key, t, f"weight has shape {w.shape} (need [out, in])")
+    if len(shape) != 1 or shape[0] != w.shape[1]:
+        raise NIRConversionError(
+            key, t, f"weight expects {w.shape[1]} inputs, receives shape {shape} (flatten first)"
+        )
+    bias = _import_bias(key, n, md, int(w.shape[0]), "outputs") if isinstance(n, nir.Affine) else None
+    scale = st.take_scale()
+    node = LinearNode(
+        st.name(key, n, md), weight=w * np.float32(scale) if scale != 1.0 else w, bias=bias,
+        in_shape=shape, out_shape=(int(w.shape[0]),),
+    )  # fmt: skip
+    _restore_quant(node, md)
+    return node
+
+
+def _import_pool(key: str, n: Any, md: dict, st: _Import) -> Node:
+    t, shape = _type(n), st.shape
+    k = _pair(key, n, n.kernel_size, "kernel_size")
+    s = _pair(key, n, n.stride if n.stride is not None else n.kernel_size, "stride")
+    p = _pair(key, n, n.padding if n.padding is not None else 0, "padding")
+    if k[0] != k[1] or s != k or p != (0, 0):
+        raise NIRConversionError(
+            key, t, f"kernel {k}, stride {s}, padding {p} (need square, stride == kernel, no padding)"
+        )
+    if len(shape) != 3 or shape[1] < k[0] or shape[2] < k[0]:
+        raise NIRConversionError(key, t, f"a {k[0]}x{k[0]} pool on an input of shape {shape}")
+    c, h, wd = shape
+    node = PoolNode(st.name(key, n, md), kind="avg", kernel=k[0], in_shape=shape,
+                    out_shape=(c, h // k[0], wd // k[0]))  # fmt: skip
+    if isinstance(n, nir.SumPool2d):  # sum = k*k * average: scale the next weights
+        st.scale *= float(k[0] * k[1])
+        st.scale_from = key
+    return node
+
+
+def _import_flatten(key: str, n: Any, md: dict, st: _Import) -> Node:
+    t, shape = _type(n), st.shape
+    declared = n.input_type.get("input") if isinstance(n.input_type, dict) else None
+    if declared is not None and int(np.prod(declared)) != int(np.prod(shape)):
+        raise NIRConversionError(key, t, f"declares input shape {tuple(declared)}, receives {shape}")
+    nd = len(shape)
+    start = int(n.start_dim) + (nd if int(n.start_dim) < 0 else 0)
+    end = int(n.end_dim) + (nd if int(n.end_dim) < 0 else 0)
+    if not 0 <= start <= end < nd:
+        raise NIRConversionError(key, t, f"start_dim={n.start_dim}, end_dim={n.end_dim} on shape {shape}")
+    out = shape[:start] + (int(np.prod(shape[start : end + 1])),) + shape[end + 1 :]
+    if len(out) != 1:
+        raise NIRConversionError(
+            key, t,
+            f"start_dim={n.start_dim}, end_dim={n.end_dim} turn {shape} into {out}; snncost "
+            "flattens the whole sample (NIR shapes have no batch axis: start_dim=0)",
+        )  # fmt: skip
+    return FlattenNode(st.name(key, n, md), in_shape=shape, out_shape=out)
+
+
+def _import_neuron(key: str, n: Any, md: dict, st: _Import) -> Node:
+    t, prev = _type(n), st.nodes[-1]
+    if st.scale != 1.0:
+        raise NIRConversionError(
+            st.scale_from, "SumPool2d", "is not followed by a weight layer to fold its scale into"
+        )
+    if not isinstance(prev, WeightNode):
+        raise NIRConversionError(
+            key, t, f"follows {prev.name!r} ({prev.type_name}); a spiking layer must follow a weight layer"
+        )
+    leak, theta = _neuron(key, n, st.shape, st.dt)
+    return LIFNode(st.name(key, n, md), leak=_snap(leak, md, "leak"),
+                   threshold=_snap(theta, md, "threshold"), shape=st.shape)  # fmt: skip
+
+
+def _nir_rules() -> RuleTable:
+    """NIR node type -> importer: the NIR side of snncost's one mapping table (:mod:`snncost.graph.mapping`)."""
+    table = RuleTable("NIR node")
+    for cls, build, text in (
+        (nir.Output, _import_output, "output (mean over T), after a Linear/Affine"),
+        (nir.Conv2d, _import_conv, "conv"),
+        (nir.Linear, _import_linear, "linear"),
+        (nir.Affine, _import_linear, "linear with bias"),
+        (nir.AvgPool2d, _import_pool, "pool avg"),
+        (nir.SumPool2d, _import_pool, "pool avg, k*k folded into the next weights"),
+        (nir.Flatten, _import_flatten, "flatten"),
+        (nir.LIF, _import_neuron, "lif, leak = 1 - dt/tau"),
+        (nir.IF, _import_neuron, "lif, leak 1"),
+        (nir.CubaLIF, _import_neuron, "lif (tau_syn == dt only)"),
+        (nir.Threshold, _import_neuron, "lif, leak 0"),
+    ):
+        table.register(cls, Rule("node", build, maps_to=text))
+    return table
+
+
+#: NIR node types snncost imports, and how.
+NIR_NODES = _nir_rules()
+
+
 def from_nir(
     source: nir.NIRGraph | str | Path,
     timesteps: int | None = None,
@@ -695,16 +880,6 @@ def from_nir(
     else:
         g_gain = None
 
-    used: set[str] = set()
-
-    def node_name(key: str, md: dict) -> str:
-        cand = md.get("name")
-        out = cand if isinstance(cand, str) and cand and cand not in used else key
-        if out in used:
-            raise NIRConversionError(key, _type(g.nodes[key]), f"name {out!r} is used twice")
-        used.add(out)
-        return out
-
     inp = g.nodes[inp_key]
     in_type = inp.input_type.get("input") if isinstance(inp.input_type, dict) else None
     if in_type is None:
@@ -712,165 +887,22 @@ def from_nir(
     shape: Shape = tuple(int(s) for s in np.asarray(in_type).reshape(-1))
     if not shape or any(s < 1 for s in shape):
         raise NIRConversionError(inp_key, "Input", f"shape {shape} (need (C, H, W) or (F,))")
-    nodes: list[Node] = [
-        InputNode(node_name(inp_key, imd), shape=shape, encoding=enc, timesteps=T, gain=g_gain)
-    ]
-    scale = 1.0  # pending SumPool2d factor, folded into the next weight layer
-    scale_from = ""
-
+    st = _Import(dt=dt, shape=shape, nodes=[])
+    st.nodes.append(InputNode(st.name(inp_key, inp, imd), shape=shape, encoding=enc, timesteps=T, gain=g_gain))
     for key in order[1:]:
         n = g.nodes[key]
-        md = _meta(n)
-        t = _type(n)
-        prev = nodes[-1]
-        if isinstance(n, nir.Output):
-            if isinstance(prev, LIFNode):
-                raise NIRConversionError(
-                    key, t,
-                    f"follows the spiking layer {prev.name!r}: snncost's read-out is a non-spiking "
-                    "integrator of the last weight layer's current (logits = mean over T), so the "
-                    "graph must end ... -> Linear/Affine -> Output (drop the last spiking layer)",
-                )  # fmt: skip
-            if not isinstance(prev, WeightNode):
-                raise NIRConversionError(
-                    key, t, f"follows {prev.name!r} ({prev.type_name}), not a weight layer"
-                )
-            nodes.append(OutputNode(node_name(key, md), shape=shape, reduce="mean"))
-            continue
-        if scale != 1.0 and isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)):
-            raise NIRConversionError(
-                scale_from, "SumPool2d", "is not followed by a weight layer to fold its scale into"
-            )
-        if isinstance(n, nir.Conv2d):
-            w = np.ascontiguousarray(np.asarray(n.weight, dtype=np.float32))
-            if w.ndim != 4:
-                raise NIRConversionError(
-                    key, t, f"weight has shape {w.shape} (need [O, C, kh, kw])"
-                )
-            if len(shape) != 3:
-                raise NIRConversionError(key, t, f"needs a (C, H, W) input, gets shape {shape}")
-            if int(np.asarray(n.groups).reshape(-1)[0]) != 1:
-                raise NIRConversionError(key, t, f"groups={n.groups} (only 1)")
-            if _pair(key, n, n.dilation, "dilation") != (1, 1):
-                raise NIRConversionError(key, t, f"dilation={n.dilation} (only 1)")
-            o, c, kh, kw = w.shape
-            if c != shape[0]:
-                raise NIRConversionError(
-                    key, t, f"weight expects {c} input channels, the input has {shape[0]}"
-                )
-            if n.input_shape is not None:
-                declared = tuple(int(s) for s in np.asarray(n.input_shape).reshape(-1))
-                if declared != tuple(shape[1:]):
-                    raise NIRConversionError(
-                        key, t, f"input_shape {declared} but receives {shape[1:]}"
-                    )
-            stride = _pair(key, n, n.stride, "stride")
-            pad = _conv_padding(key, n, kh, kw, stride)
-            h, wd = shape[1], shape[2]
-            ho, wo = (h + 2 * pad[0] - kh) // stride[0] + 1, (wd + 2 * pad[1] - kw) // stride[1] + 1
-            if ho < 1 or wo < 1:
-                raise NIRConversionError(key, t, f"a {h}x{wd} input gives an empty output")
-            bias = (
-                None
-                if n.bias is None
-                else np.ascontiguousarray(np.asarray(n.bias, np.float32).reshape(-1))
-            )
-            if bias is not None and md.get("bias") is False and not np.any(bias):
-                bias = None
-            if bias is not None and bias.size != o:
-                raise NIRConversionError(key, t, f"bias has {bias.size} entries for {o} channels")
-            node: Node = ConvNode(
-                node_name(key, md), weight=w * np.float32(scale) if scale != 1.0 else w, bias=bias,
-                in_shape=shape, out_shape=(o, ho, wo), stride=stride, padding=pad,
-            )  # fmt: skip
-            _restore_quant(node, md)
-            scale = 1.0
-        elif isinstance(n, (nir.Linear, nir.Affine)):
-            w = np.ascontiguousarray(np.asarray(n.weight, dtype=np.float32))
-            if w.ndim != 2:
-                raise NIRConversionError(key, t, f"weight has shape {w.shape} (need [out, in])")
-            if len(shape) != 1 or shape[0] != w.shape[1]:
-                raise NIRConversionError(
-                    key,
-                    t,
-                    f"weight expects {w.shape[1]} inputs, receives shape {shape} (flatten first)",
-                )
-            bias = None
-            if isinstance(n, nir.Affine) and n.bias is not None:
-                bias = np.ascontiguousarray(np.asarray(n.bias, np.float32).reshape(-1))
-                if bias.size != w.shape[0]:
-                    raise NIRConversionError(
-                        key, t, f"bias has {bias.size} entries for {w.shape[0]} outputs"
-                    )
-                if md.get("bias") is False and not np.any(bias):
-                    bias = None
-            node = LinearNode(
-                node_name(key, md), weight=w * np.float32(scale) if scale != 1.0 else w, bias=bias,
-                in_shape=shape, out_shape=(int(w.shape[0]),),
-            )  # fmt: skip
-            _restore_quant(node, md)
-            scale = 1.0
-        elif isinstance(n, (nir.AvgPool2d, nir.SumPool2d)):
-            k = _pair(key, n, n.kernel_size, "kernel_size")
-            s = _pair(key, n, n.stride if n.stride is not None else n.kernel_size, "stride")
-            p = _pair(key, n, n.padding if n.padding is not None else 0, "padding")
-            if k[0] != k[1] or s != k or p != (0, 0):
-                raise NIRConversionError(
-                    key,
-                    t,
-                    f"kernel {k}, stride {s}, padding {p} (need square, stride == kernel, no padding)",
-                )
-            if len(shape) != 3 or shape[1] < k[0] or shape[2] < k[0]:
-                raise NIRConversionError(
-                    key, t, f"a {k[0]}x{k[0]} pool on an input of shape {shape}"
-                )
-            c, h, wd = shape
-            node = PoolNode(node_name(key, md), kind="avg", kernel=k[0], in_shape=shape,
-                            out_shape=(c, h // k[0], wd // k[0]))  # fmt: skip
-            if isinstance(n, nir.SumPool2d):  # sum = k*k * average: scale the next weights
-                scale *= float(k[0] * k[1])
-                scale_from = key
-        elif isinstance(n, nir.Flatten):
-            declared = n.input_type.get("input") if isinstance(n.input_type, dict) else None
-            if declared is not None and int(np.prod(declared)) != int(np.prod(shape)):
-                raise NIRConversionError(
-                    key, t, f"declares input shape {tuple(declared)}, receives {shape}"
-                )
-            nd = len(shape)
-            start = int(n.start_dim) + (nd if int(n.start_dim) < 0 else 0)
-            end = int(n.end_dim) + (nd if int(n.end_dim) < 0 else 0)
-            if not 0 <= start <= end < nd:
-                raise NIRConversionError(
-                    key, t, f"start_dim={n.start_dim}, end_dim={n.end_dim} on shape {shape}"
-                )
-            out = shape[:start] + (int(np.prod(shape[start : end + 1])),) + shape[end + 1 :]
-            if len(out) != 1:
-                raise NIRConversionError(
-                    key, t,
-                    f"start_dim={n.start_dim}, end_dim={n.end_dim} turn {shape} into {out}; snncost "
-                    "flattens the whole sample (NIR shapes have no batch axis: start_dim=0)",
-                )  # fmt: skip
-            node = FlattenNode(node_name(key, md), in_shape=shape, out_shape=out)
-        elif isinstance(n, (nir.LIF, nir.IF, nir.CubaLIF, nir.Threshold)):
-            if not isinstance(prev, WeightNode):
-                raise NIRConversionError(
-                    key,
-                    t,
-                    f"follows {prev.name!r} ({prev.type_name}); a spiking layer must follow a weight layer",
-                )
-            leak, theta = _neuron(key, n, shape, dt)
-            node = LIFNode(node_name(key, md), leak=_snap(leak, md, "leak"),
-                           threshold=_snap(theta, md, "threshold"), shape=shape)  # fmt: skip
-        else:
-            raise NIRConversionError(key, t, "no snncost mapping for this NIR node type")
-        nodes.append(node)
-        shape = tuple(node.out_shape)
-    if scale != 1.0:
+        rule = NIR_NODES.lookup(n)
+        if rule is None:
+            raise NIRConversionError(key, _type(n), "no snncost mapping for this NIR node type")
+        node = rule.build(key, n, _meta(n), st)
+        st.nodes.append(node)
+        st.shape = tuple(node.out_shape)
+    if st.scale != 1.0:
         raise NIRConversionError(
-            scale_from, "SumPool2d", "is not followed by a weight layer to fold its scale into"
+            st.scale_from, "SumPool2d", "is not followed by a weight layer to fold its scale into"
         )
     label = name or gmd.get("name") or default_name
-    return LayerGraph(nodes, name=str(label))
+    return LayerGraph(st.nodes, name=str(label))
 
 
 # ---------------------------------------------------------------------- torch form
@@ -1004,6 +1036,7 @@ def module_from_nir(
 __all__ = [
     "DEFAULT_DT",
     "NIRConversionError",
+    "NIR_NODES",
     "NIR_SUFFIXES",
     "from_nir",
     "graph_to_module",
