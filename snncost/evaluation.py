@@ -6,9 +6,12 @@
 
 A short orchestration of the parts, each in its own package:
 
-1. :mod:`snncost.inputs` turns the user's model and data into a module and a checked batch;
+1. :mod:`snncost.inputs` turns the user's model and data into a module and a lazy
+   stream of checked batches;
 2. :mod:`snncost.sim` replays the SNN event by event and counts the ANN's events (the
-   ANN is also run on the same inputs, for the zero-skipping baseline);
+   ANN is also run on the same inputs, for the zero-skipping baseline), batch by batch,
+   summing the counts (:meth:`~snncost.sim.counts.RunCounts.merge`) so memory does
+   not grow with the number of inputs;
 3. :mod:`snncost.costmodel` turns events into operations and accesses under a dataflow,
    prices them on a profile, and finds the break-even activity;
 4. :mod:`snncost.report` assembles and renders the :class:`~snncost.report.CostReport`.

@@ -195,8 +195,6 @@ class DataStream:
         seen = 0
         labelled: bool | None = None
         for raw_x, raw_y, what in self.batches():
-            if self.limit is not None and seen >= self.limit:
-                break
             x, y = _check_batch(raw_x, raw_y, what, self.input_shape, seen)
             if self.limit is not None and seen + len(x) > self.limit:
                 x = x[: self.limit - seen]
@@ -211,6 +209,8 @@ class DataStream:
             seen += len(x)
             if len(x):
                 yield x, y
+            if self.limit is not None and seen >= self.limit:
+                return  # without reading (decoding) another batch
 
 
 def _shape_error(what: str, shape: tuple[int, ...], input_shape: tuple[int, ...]) -> ValueError:

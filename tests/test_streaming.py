@@ -320,3 +320,16 @@ def test_cli_progress_bar_needs_a_terminal(tmp_path, vgg, monkeypatch, capsys):
     assert "sample" in capsys.readouterr().err
     assert main(["evaluate", str(ckpt), "--samples", "8", "--quiet", "--format", "summary"]) == 0
     assert "sample" not in capsys.readouterr().err
+
+
+def test_stream_reads_no_batch_beyond_the_limit(vgg, xy):
+    x, y = xy
+    read = []
+
+    def batches():
+        for start in range(0, 23, 4):
+            read.append(start)
+            yield x[start : start + 4], y[start : start + 4]
+
+    rep = snncost.evaluate(vgg, data=batches(), max_samples=8)
+    assert rep.batch_size == 8 and read == [0, 4]
