@@ -6,6 +6,7 @@ Examples::
     python -m snncost export-nir run/snn.pt snn.nir        # NIR file, see docs/nir.md
     python -m snncost evaluate snn.nir --timesteps 8       # a NIR file from any tool
     python -m snncost evaluate run/snn.pt --data digits --samples 256 --format markdown
+    python -m snncost evaluate run/snn.pt --data cifar10-jpeg/test --samples all --batch-size 100
     python -m snncost evaluate run/snn.pt --profile loihi --format latex --output table.tex
     python -m snncost compare run/snn.pt --profiles 45nm loihi truenorth spinnaker2
 
@@ -21,6 +22,14 @@ uses a seeded Gaussian batch; ``--data FILE.pt`` / ``FILE.npz`` reads ``x`` (and
 ``y``) from a file, e.g. the ``eval_batch.pt`` every trainer run writes, so
 ``python -m snncost evaluate runs/NAME/checkpoints/quantize.pt --data
 runs/NAME/eval_batch.pt`` reproduces the run's report on another profile.
+``--data DIR`` reads an image folder (``DIR/<class>/<image>``, torchvision's
+``ImageFolder`` layout, classes in sorted order), one batch of images at a time:
+pixels scaled to [0, 1] and standardised with the checkpoint's ``mean``/``std``
+when it stores them (else left in [0, 1], and the report's data line says so).
+
+``--samples all`` replays every input and ``--batch-size`` sets how many are read
+and replayed at a time: a full test set streams through in bounded memory, with
+a progress bar on stderr when it is a terminal (``--quiet``: none).
 """
 
 from __future__ import annotations
@@ -104,10 +113,47 @@ def _data_for(args: argparse.Namespace, model: Any, record: dict) -> tuple[Any, 
                 f"--data digits needs a model with input shape (1, 8, 8); "
                 f"{args.checkpoint} expects {shape}"
             )
+        from snncost.inputs import sample_limit
+
         mean, std = _stats_from_checkpoint(record)
-        x, y, desc = _digits_batch(args.samples, mean, std)
+        x, y, desc = _digits_batch(sample_limit(args.samples), mean, std)
         return (x, y), desc
+    if Path(args.data).is_dir():
+        return _image_folder(args.data, model, record)
     return _data_file(args.data), f"{args.data}"
+
+
+def _image_folder(path: str, model: Any, record: dict) -> tuple[Any, str]:
+    """An ``ImageFolder`` dataset of ``path`` (decoded item by item as batches are read),
+    scaled to [0, 1] and standardised with the checkpoint's mean/std when it stores them."""
+    from torchvision import datasets, transforms
+
+    shape = tuple(getattr(model, "input_shape", ()))
+    if len(shape) != 3 or shape[0] not in (1, 3):
+        raise CLIError(
+            f"--data {path}: an image folder needs a model with input shape (1 or 3, H, W); "
+            f"the checkpoint expects {shape}"
+        )
+    steps: list[Any] = [transforms.Grayscale()] if shape[0] == 1 else []
+    steps.append(transforms.ToTensor())  # [C, H, W] in [0, 1]
+    mean, std = _stats_from_checkpoint(record)
+    scaling = "pixels in [0, 1], not standardised (the checkpoint stores no mean/std)"
+    if mean is not None:
+        steps.append(transforms.Normalize(mean, std))
+        scaling = "standardised with the checkpoint's mean/std"
+    # ImageFolder would read DIR/train/<class>/x.jpg as two classes, train and test: refuse
+    subdirs = sorted(p for p in Path(path).iterdir() if p.is_dir() and not p.name.startswith("."))
+    nested = [d.name for d in subdirs if any(c.is_dir() for c in d.iterdir())]
+    if nested:
+        raise CLIError(
+            f"--data {path}: expected class folders holding images, but {', '.join(nested[:4])} "
+            f"hold folders (a split parent? pass {Path(path) / nested[0]} for one of them)"
+        )
+    try:
+        folder = datasets.ImageFolder(path, transform=transforms.Compose(steps))
+    except (FileNotFoundError, RuntimeError) as exc:  # no class folders / no image files
+        raise CLIError(f"--data {path}: not an image folder <class>/<image> ({exc})") from None
+    return folder, f"image folder {path} ({len(folder.classes)} classes, {scaling})"
 
 
 def _data_file(path: str) -> tuple[Any, Any]:
@@ -163,6 +209,11 @@ def _render(obj: Any, fmt: str, caption: str | None = None) -> str:
     return obj.summary()
 
 
+def _stream_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How the data are read: batch size, and a progress bar unless --quiet (terminal only)."""
+    return {"batch_size": args.batch_size, "progress": False if args.quiet else None}
+
+
 def _cost_options(args: argparse.Namespace) -> dict[str, Any]:
     """The cost-convention flags as keywords of :func:`snncost.evaluate`."""
     return {
@@ -192,6 +243,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         name=args.name or Path(args.checkpoint).stem,
         seed=args.seed,
         cost_model=args.cost_model,
+        **_stream_options(args),
         **_cost_options(args),
     )
     if desc:
@@ -213,7 +265,7 @@ def cmd_cost_models(args: argparse.Namespace) -> int:
     comparison = compare_cost_models(
         model, args.cost_models, data=data, profile=args.profile, timesteps=args.timesteps,
         max_samples=args.samples, name=args.name or Path(args.checkpoint).stem, seed=args.seed,
-        **_cost_options(args),
+        **_stream_options(args), **_cost_options(args),
     )  # fmt: skip
     if desc:
         comparison = comparison.model_copy(update={"data": f"{desc}, {comparison.batch_size} samples"})
@@ -234,6 +286,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_samples=args.samples,
         name=args.name or Path(args.checkpoint).stem,
         seed=args.seed,
+        **_stream_options(args),
         **_cost_options(args),
     )
     if desc:
@@ -326,9 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--data",
             default="synthetic",
             help="inputs: 'synthetic' (a seeded Gaussian batch), 'digits' (sklearn's 8x8 test split), "
-            "or a .pt/.npz file holding x (and y), e.g. a trainer run's eval_batch.pt",
+            "a .pt/.npz file holding x (and y), e.g. a trainer run's eval_batch.pt, "
+            "or an image folder DIR/<class>/<image>",
         )
-        p.add_argument("--samples", type=_positive, default=256, help="inputs to replay (256)")
+        p.add_argument("--samples", type=_samples, default=256,
+                       help="inputs to replay: a count (256) or 'all'")
+        p.add_argument("--batch-size", type=_positive, default=64,
+                       help="inputs read and replayed at a time (64); memory, not results")
+        p.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress bar (there is none either when stderr is not a terminal)")  # fmt: skip
         p.add_argument("--timesteps", type=_positive, default=None, help="override the model's T")
         p.add_argument("--format", choices=FORMATS, default="markdown")
         p.add_argument("--output", "-o", default=None, help="write here instead of stdout")
@@ -407,6 +466,18 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+def _samples(text: str) -> int | str:
+    """``--samples``: a positive count or ``all``."""
+    from snncost.inputs import ALL_SAMPLES
+
+    if text.strip().lower() == ALL_SAMPLES:
+        return ALL_SAMPLES
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,9 +6,12 @@
 
 A short orchestration of the parts, each in its own package:
 
-1. :mod:`snncost.inputs` turns the user's model and data into a module and a checked batch;
+1. :mod:`snncost.inputs` turns the user's model and data into a module and a lazy
+   stream of checked batches;
 2. :mod:`snncost.sim` replays the SNN event by event and counts the ANN's events (the
-   ANN is also run on the same inputs, for the zero-skipping baseline);
+   ANN is also run on the same inputs, for the zero-skipping baseline), batch by batch,
+   summing the counts (:meth:`~snncost.sim.counts.RunCounts.merge`) so memory does
+   not grow with the number of inputs;
 3. :mod:`snncost.costmodel` turns events into operations and accesses under a dataflow,
    prices them on a profile, and finds the break-even activity;
 4. :mod:`snncost.report` assembles and renders the :class:`~snncost.report.CostReport`.
@@ -18,6 +21,7 @@ A short orchestration of the parts, each in its own package:
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +51,7 @@ from snncost.costmodel.conventions import (
 )
 from snncost.costmodel.conventions import DEFAULT as DEFAULT_COST_MODEL
 from snncost.hardware import HardwareProfile, load_profile
-from snncost.inputs import ResolvedData, load_model_input, model_name, resolve_data
+from snncost.inputs import load_model_input, model_name, stream_data
 from snncost.report.comparison import (
     CostModelComparison,
     ProfileComparison,
@@ -66,7 +70,9 @@ class _Replay:
     """Everything profile-independent: done once, priced per profile."""
 
     model: str
-    data: ResolvedData
+    samples: int
+    data: str  # what the inputs were, with their count
+    synthetic: bool
     timesteps: int
     snn: RunCounts
     ann: RunCounts
@@ -77,19 +83,58 @@ class _Replay:
     graph: Any = None  # the SNN's LayerGraph (conventions that read its structure)
 
 
+@dataclass
+class _Tally:
+    """Running totals over streamed batches: merged counts and correct predictions.
+
+    Logits are reduced to a correct count batch by batch and then dropped, so
+    the memory a replay holds does not grow with the number of samples.
+    """
+
+    snn: RunCounts | None = None
+    ann: RunCounts | None = None
+    samples: int = 0
+    snn_correct: int | None = 0
+    ann_correct: int | None = 0
+
+    def add(self, snn: RunCounts, ann: RunCounts, y: torch.Tensor | None, ann_logits: Any) -> None:
+        self.snn_correct = _sum(self.snn_correct, _correct(snn.logits, y))
+        self.ann_correct = _sum(self.ann_correct, _correct(ann_logits, y))
+        snn.logits = snn.labels = None
+        self.snn = snn if self.snn is None else self.snn.merge(snn)
+        self.ann = ann if self.ann is None else self.ann.merge(ann)
+        self.samples += snn.batch_size
+
+    def accuracy(self, correct: int | None) -> float | None:
+        return None if correct is None or not self.samples else correct / self.samples
+
+
 def _has_lif(model: nn.Module) -> bool:
     from snncost.nn import LIF
 
     return any(isinstance(m, LIF) for m in model.modules())
 
 
-def _accuracy(logits: Any, y: torch.Tensor | None) -> float | None:
+def _correct(logits: Any, y: torch.Tensor | None) -> int | None:
+    """Correct top-1 predictions of one batch (None without labels or class logits)."""
     if y is None or logits is None:
         return None
     logits = np.asarray(logits)
     if logits.ndim != 2 or len(logits) != len(y):
         return None
-    return float((logits.argmax(1) == y.numpy()).mean())
+    return int((logits.argmax(1) == y.numpy()).sum())
+
+
+def _sum(total: int | None, part: int | None) -> int | None:
+    return None if total is None or part is None else total + part
+
+
+def _progress_bar(progress: bool | None, total: int | None) -> Any:
+    """A tqdm bar on stderr over samples; ``progress`` None: only when stderr is a terminal."""
+    from tqdm.auto import tqdm
+
+    disable = None if progress is None else not progress
+    return tqdm(total=total, unit="sample", desc="replay", disable=disable, leave=False, file=sys.stderr)
 
 
 def _replay(
@@ -98,12 +143,14 @@ def _replay(
     timesteps: int | None = None,
     baseline: Any = None,
     input_shape: tuple[int, ...] | None = None,
-    max_samples: int = 256,
+    max_samples: int | str = 256,
     verify: bool = False,
     name: str | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool | None = False,
 ) -> _Replay:
+    """Replay ``model`` on ``data`` batch by batch and count its SNN and ANN events."""
     from snncost.graph import build_graph
     from snncost.graph.trace import (
         find_encoder,
@@ -117,6 +164,7 @@ def _replay(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer) or batch_size < 1:
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = int(batch_size)
     module, default_name = load_model_input(model, timesteps)
     traced = not is_chain_model(module)  # anything but an nn.Sequential chain is traced
     if not (is_spiking_model(module) if traced else _has_lif(module)):
@@ -136,7 +184,7 @@ def _replay(
     if shape is None:
         raise ValueError("the model has no input_shape attribute: pass input_shape=(C, H, W)")
     shape = tuple(int(s) for s in shape)
-    d = resolve_data(data, shape, max_samples, seed)
+    stream = stream_data(data, shape, max_samples, seed, batch_size)
 
     try:
         encoder = find_encoder(module) if traced else module.find_encoder()
@@ -144,73 +192,82 @@ def _replay(
         raise ValueError(f"cannot find the model's input encoder: {exc}") from None
     if timesteps is not None and int(timesteps) < 1:
         raise ValueError(f"timesteps must be >= 1, got {timesteps}")
+    base_module = base_graph = None
+    baseline_desc = "equivalent ANN (same graph, ReLU)"
+    if baseline is not None:
+        base_module, base_name = load_model_input(baseline)
+        if _has_lif(base_module):
+            raise ValueError("baseline must be an ANN (it has spiking LIF layers)")
+        base_module.eval()
+        base_graph = build_graph(base_module, input_shape=shape)
+        baseline_desc = f"ANN {base_name or model_name(base_module)}"
     old_t = encoder.timesteps if encoder is not None else None
     T = int(timesteps) if timesteps is not None else int(old_t)
     notes: list[str] = []
+    tally = _Tally()
     try:
         if encoder is not None:
             encoder.timesteps = T
         label = name or default_name or ""
         graph = trace_graph(module, shape, T, label) if traced else build_graph(module, shape, name=label)
-        labels = d.y.numpy() if d.y is not None else None
         poisson = getattr(encoder, "kind", "") == "poisson"
         old_gen = getattr(encoder, "generator", None)
         if poisson:
-            # reproducible input spike trains: the model's own encoder, seeded
+            # reproducible input spike trains: the model's own encoder, seeded, batch after batch
             encoder.generator = torch.Generator().manual_seed(seed)
             notes.append(
-                f"Poisson input spike trains drawn by the model's encoder with seed {seed}"
+                f"Poisson input spike trains drawn by the model's encoder with seed {seed}, "
+                f"batch after batch ({batch_size} inputs each)"
             )
+        bar = _progress_bar(progress, stream.total)
         try:
-            if verify:
-                from snncost.sim import verify_against_torch
+            for x, y in stream:
+                labels = y.numpy() if y is not None else None
+                if verify:
+                    from snncost.sim import verify_against_torch
 
-                # one run: the PyTorch forward pass, then the replay of the same input spikes
-                check = verify_against_torch(
-                    module, graph, d.x, batch_size=batch_size, labels=labels
-                )
-                counts = check["counts"]
-                counts.spike_mismatches = int(check["spike_mismatches"])
-                counts.spikes_compared = int(check["spikes_compared"])
-            else:
-                inputs: Any = d.x
-                if poisson:
-                    with torch.no_grad():
-                        inputs = encoder(d.x)  # [T, B, ...] signed spikes
-                counts = simulate(graph, inputs, timesteps=T, batch_size=batch_size, labels=labels)
+                    # one run: the PyTorch forward pass, then the replay of the same input spikes
+                    counts = verify_against_torch(
+                        module, graph, x, batch_size=batch_size, labels=labels
+                    )["counts"]
+                    counts.extra.pop("spikes", None)  # compared already; not kept across batches
+                else:
+                    inputs: Any = x
+                    if poisson:
+                        with torch.no_grad():
+                            inputs = encoder(x)  # [T, b, ...] signed spikes
+                    counts = simulate(graph, inputs, timesteps=T, batch_size=batch_size, labels=labels)
+                ann_logits = None
+                if base_graph is None:
+                    # the same graph with ReLU for LIF, run on the same inputs (zero-skipping counts)
+                    ann = ann_counts(graph, shape, inputs=x)
+                else:
+                    ann = ann_counts(base_graph, shape, inputs=x)
+                    if y is not None:
+                        with torch.no_grad():
+                            ann_logits = base_module(x).numpy()
+                tally.add(counts, ann, y, ann_logits)
+                bar.update(len(x))
         finally:
+            bar.close()
             if poisson:
                 encoder.generator = old_gen
     finally:
         if encoder is not None:
             encoder.timesteps = old_t
 
-    ann_acc = None
-    if baseline is None:
-        # the same graph with ReLU for LIF, run on the same inputs (zero-skipping counts)
-        ann = ann_counts(graph, shape, inputs=d.x)
-        baseline_desc = "equivalent ANN (same graph, ReLU)"
-    else:
-        base_module, base_name = load_model_input(baseline)
-        if _has_lif(base_module):
-            raise ValueError("baseline must be an ANN (it has spiking LIF layers)")
-        base_module.eval()
-        ann = ann_counts(base_module, shape, inputs=d.x)
-        baseline_desc = f"ANN {base_name or model_name(base_module)}"
-        if d.y is not None:
-            with torch.no_grad():
-                out = base_module(d.x)
-            ann_acc = _accuracy(out.numpy(), d.y)
-
+    assert tally.snn is not None and tally.ann is not None  # the stream yields at least one batch
     return _Replay(
         model=name or default_name or model_name(module),
-        data=d,
+        samples=tally.samples,
+        data=f"{stream.description}, {tally.samples} samples",
+        synthetic=stream.synthetic,
         timesteps=T,
-        snn=counts,
-        ann=ann,
+        snn=tally.snn,
+        ann=tally.ann,
         baseline=baseline_desc,
-        accuracy=_accuracy(counts.logits, d.y),
-        ann_accuracy=ann_acc,
+        accuracy=tally.accuracy(tally.snn_correct),
+        ann_accuracy=tally.accuracy(tally.ann_correct) if base_module is not None else None,
         notes=notes,
         graph=graph,
     )
@@ -257,9 +314,9 @@ def _report(
         model=replay.model,
         profile_description=" ".join(profile.description.split()),
         baseline=f"{replay.baseline}, {baselines[0].description}",
-        batch_size=len(replay.data.x),
-        data=replay.data.description,
-        synthetic_data=replay.data.synthetic,
+        batch_size=replay.samples,
+        data=replay.data,
+        synthetic_data=replay.synthetic,
         accuracy=replay.accuracy,
         ann_accuracy=replay.ann_accuracy,
         spike_mismatches=replay.snn.spike_mismatches,
@@ -292,12 +349,13 @@ def evaluate(
     timesteps: int | None = None,
     baseline: nn.Module | str | Path | None = None,
     input_shape: tuple[int, ...] | None = None,
-    max_samples: int = 256,
+    max_samples: int | str = 256,
     verify: bool = False,
     name: str | None = None,
     *,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool | None = False,
     dataflow: str | None = None,
     ann_dataflow: str | None = None,
     count_padding: bool = False,
@@ -327,11 +385,16 @@ def evaluate(
         A built-in profile name (:func:`snncost.available_profiles`), a YAML
         path, or a :class:`~snncost.hardware.HardwareProfile`.
     data
-        A tensor ``[B, C, H, W]``, an ``(x, y)`` pair, a torch ``Dataset`` or
-        ``DataLoader`` (up to ``max_samples`` inputs are used), or ``None``:
-        a seeded Gaussian batch of ``model.input_shape`` (the report says the
-        data are synthetic). With labels, the report gives the SNN accuracy
-        computed from the replay's logits.
+        A tensor ``[B, C, H, W]`` (any numeric dtype), an ``(x, y)`` pair, a
+        torch ``Dataset`` or ``DataLoader``, any other iterable of ``x`` or
+        ``(x, y)`` batches (e.g. a generator), or ``None``: a seeded Gaussian
+        batch of ``model.input_shape`` (the report says the data are
+        synthetic). Data are read and replayed batch by batch
+        (:func:`snncost.inputs.stream_data`), so memory does not grow with
+        their size. With labels, the report gives the SNN accuracy computed
+        from the replay's logits (a running count of correct predictions).
+    max_samples
+        Replay at most this many inputs; ``"all"`` (or None): every one.
     timesteps
         Replay with this ``T`` instead of the model's own.
     baseline
@@ -348,7 +411,13 @@ def evaluate(
     seed
         Seed of synthetic inputs and Poisson spike trains.
     batch_size
-        Replay chunk size (memory only; the counts do not depend on it).
+        Inputs read and replayed at a time (a DataLoader or iterable keeps its
+        own batches). Memory only: the counts do not depend on it, except that
+        Poisson spike trains are drawn batch after batch from one seeded
+        generator (the report's note says so).
+    progress
+        A progress bar over the samples on stderr: True, False, or None (only
+        when stderr is a terminal).
     dataflow, ann_dataflow, count_padding, analog_input, skip_zero_weights, baseline_precision
         The cost conventions (:class:`snncost.costmodel.CostOptions`,
         docs/cost_model.md); the report states the ones used. ``dataflow``
@@ -375,7 +444,8 @@ def evaluate(
     prof = load_profile(profile)
     resolve_dataflows(prof, options)  # fail fast on an unknown name
     replay = _replay(
-        model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size
+        model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size,
+        progress,
     )
     return _report(replay, prof, options, cost_model, cost_model_params)
 
@@ -385,9 +455,9 @@ def _comparison_fields(replay: _Replay) -> dict[str, Any]:
     return {
         "model": replay.model,
         "timesteps": replay.timesteps,
-        "batch_size": len(replay.data.x),
-        "data": replay.data.description,
-        "synthetic_data": replay.data.synthetic,
+        "batch_size": replay.samples,
+        "data": replay.data,
+        "synthetic_data": replay.synthetic,
         "accuracy": replay.accuracy,
     }
 
@@ -399,12 +469,13 @@ def compare_profiles(
     timesteps: int | None = None,
     baseline: nn.Module | str | Path | None = None,
     input_shape: tuple[int, ...] | None = None,
-    max_samples: int = 256,
+    max_samples: int | str = 256,
     verify: bool = False,
     name: str | None = None,
     *,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool | None = False,
     **cost_options: Any,
 ) -> ProfileComparison:
     """Replay ``model`` once and price it on every profile (default: all built-in ones).
@@ -424,7 +495,8 @@ def compare_profiles(
     for p in loaded:
         resolve_dataflows(p, options)
     replay = _replay(
-        model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size
+        model, data, timesteps, baseline, input_shape, max_samples, verify, name, seed, batch_size,
+        progress,
     )
     reports = [_report(replay, p, options) for p in loaded]
     return ProfileComparison(
@@ -442,11 +514,12 @@ def compare_cost_models(
     timesteps: int | None = None,
     baseline: nn.Module | str | Path | None = None,
     input_shape: tuple[int, ...] | None = None,
-    max_samples: int = 256,
+    max_samples: int | str = 256,
     name: str | None = None,
     *,
     seed: int = 0,
     batch_size: int = 64,
+    progress: bool | None = False,
     params: dict[str, dict[str, Any]] | None = None,
     **cost_options: Any,
 ) -> CostModelComparison:
@@ -467,7 +540,8 @@ def compare_cost_models(
     prof = load_profile(profile)
     resolve_dataflows(prof, options)
     replay = _replay(
-        model, data, timesteps, baseline, input_shape, max_samples, False, name, seed, batch_size
+        model, data, timesteps, baseline, input_shape, max_samples, False, name, seed, batch_size,
+        progress,
     )
     params = params or {}
     reports = [_report(replay, prof, options, n, params.get(n)) for n in names]

@@ -2,21 +2,22 @@
 
 Users pass a model as a torch module, a checkpoint path, a ``nir.NIRGraph`` or
 a NIR file, and data as a tensor, an array, an ``(x, y)`` pair, a Dataset, a
-DataLoader or nothing at all. :func:`load_model_input` turns the model into an
-``nn.Module`` and :func:`resolve_data` turns the data into one float batch
-``[B, *input_shape]`` with optional integer labels (:class:`ResolvedData`).
+DataLoader, any iterable of batches or nothing at all. :func:`load_model_input`
+turns the model into an ``nn.Module`` and :func:`stream_data` turns the data
+into a :class:`DataStream`: float batches ``[b, *input_shape]`` with optional
+integer labels, read lazily so that a full test set is costed in bounded memory.
 
-Doing this up front, in one place, means a bad input fails before any replay
-starts, with a ``TypeError``/``ValueError`` that names the field at fault
-(``data``, ``labels``, ``dataset item 3``, ...) and the shape or dtype found
-versus the one expected, instead of an obscure error deep inside a layer.
+Doing this in one place means a bad input fails before it is replayed (in-memory
+data before any replay starts), with a ``TypeError``/``ValueError`` that names
+the field at fault (``data``, ``labels``, ``dataset item 3``, ``DataLoader
+batch 2``, ...) and the shape or dtype found versus the one expected, instead of
+an obscure error deep inside a layer.
 """
 
 from __future__ import annotations
 
-import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +27,20 @@ import torch
 from torch import nn
 
 __all__ = [
+    "ALL_SAMPLES",
     "SYNTHETIC_SAMPLES",
-    "ResolvedData",
+    "DataStream",
     "is_nir",
     "load_model_input",
     "model_name",
-    "resolve_data",
+    "sample_limit",
+    "stream_data",
 ]
 
 #: Inputs drawn when no data are given.
 SYNTHETIC_SAMPLES = 32
+#: ``max_samples`` / ``--samples`` value meaning every sample of the data.
+ALL_SAMPLES = "all"
 
 
 def _is_path(x: Any) -> bool:
@@ -125,15 +130,16 @@ def _check_real(t: torch.Tensor, what: str) -> None:
         raise TypeError(f"{what} has dtype {t.dtype}; expected real numbers (float, int or bool)")
 
 
-def _check_finite(t: torch.Tensor, what: str) -> None:
-    """Reject NaN/inf (also values beyond the float32 range), naming the first bad sample."""
+def _check_finite(t: torch.Tensor, what: str, first_sample: int = 0) -> None:
+    """Reject NaN/inf (also values beyond the float32 range), naming the first bad sample
+    (counted from ``first_sample``, the index of the batch's first sample in the data)."""
     if t.is_floating_point():
         bad = ~torch.isfinite(t)
         if bool(bad.any()):
             first = int(bad.reshape(len(t), -1).any(1).nonzero()[0]) if t.dim() and len(t) else 0
             raise ValueError(
                 f"{what} has {int(bad.sum())} non-finite values (NaN, inf or beyond the float32 "
-                f"range), the first in sample {first}"
+                f"range), the first in sample {first_sample + first}"
             )
 
 
@@ -149,128 +155,230 @@ def _split_item(item: Any) -> tuple[Any, Any]:
     return item, None
 
 
-@dataclass
-class ResolvedData:
-    """A checked input batch: ``x`` float ``[B, *input_shape]``, ``y`` long ``[B]`` or None."""
-
-    x: torch.Tensor
-    y: torch.Tensor | None
-    description: str
-    synthetic: bool
-
-
-def resolve_data(
-    data: Any, input_shape: tuple[int, ...], max_samples: int | None, seed: int
-) -> ResolvedData:
-    """Turn ``data`` into a checked batch of at most ``max_samples`` inputs (and labels).
-
-    ``data`` is a tensor/array ``[B, *input_shape]``, an ``(x, y)`` pair, a torch
-    ``DataLoader``, an indexable dataset of ``x`` or ``(x, y)`` items, or None
-    (``min(max_samples, SYNTHETIC_SAMPLES)`` Gaussian inputs drawn with ``seed``).
-    Inputs must be real and finite, labels integer class indices, one per input;
-    a ``TypeError``/``ValueError`` names the field and shape at fault.
-    """
-    if max_samples is not None and (
+def sample_limit(max_samples: int | str | None) -> int | None:
+    """``max_samples`` as a count, or None for every sample (``"all"`` or None)."""
+    if max_samples is None or max_samples == ALL_SAMPLES:
+        return None
+    if (
         isinstance(max_samples, bool)
         or not isinstance(max_samples, int | np.integer)
         or max_samples < 1
     ):
-        raise ValueError(f"max_samples must be an integer >= 1, got {max_samples!r}")
-    limit = max_samples if max_samples is not None else math.inf
-    if data is None:
-        n = int(min(limit, SYNTHETIC_SAMPLES))
-        gen = torch.Generator().manual_seed(seed)
-        x = torch.randn((n, *input_shape), generator=gen)
-        return ResolvedData(x, None, f"synthetic Gaussian N(0, 1) inputs, seed {seed}", True)
+        raise ValueError(f"max_samples must be an integer >= 1 or 'all', got {max_samples!r}")
+    return int(max_samples)
 
-    y: Any = None
-    if isinstance(data, str | bytes | Mapping):
-        raise TypeError(
-            "data must be a tensor [B, C, H, W], an (x, y) pair, a torch Dataset or DataLoader, "
-            f"or None; got a {type(data).__name__}"
-            + (" (pass (data['x'], data['y']) for a dict)" if isinstance(data, Mapping) else "")
-        )
-    if isinstance(data, torch.Tensor | np.ndarray):
-        x, desc = data, "tensor"
-    elif isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], int | float):
-        x, y = data
-        desc = "tensor with labels"
-    elif isinstance(data, torch.utils.data.DataLoader):
-        xs, ys = [], []
-        count = 0
-        for batch in data:
-            bx, by = _split_item(batch)
-            bx = _as_tensor(bx, "DataLoader batch")
-            xs.append(bx)
-            if by is not None:
-                ys.append(_as_tensor(by, "DataLoader labels").reshape(-1))
-            count += len(bx)
-            if count >= limit:
-                break
-        if not xs:
-            raise ValueError("the DataLoader yielded no batches")
-        shapes = {tuple(b.shape[1:]) for b in xs}
-        if len(shapes) > 1:
-            raise ValueError(
-                f"the DataLoader's batches have different sample shapes {sorted(shapes)[:3]}"
-            )
-        x = torch.cat(xs)
-        y = torch.cat(ys) if ys and len(ys) == len(xs) else None
-        desc = f"DataLoader over {type(data.dataset).__name__}"
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        n = int(min(len(data), limit))
-        if n == 0:
-            raise ValueError("the dataset is empty")
-        items = [_split_item(data[i]) for i in range(n)]
-        xs = [_as_tensor(ix, f"dataset item {i}") for i, (ix, _) in enumerate(items)]
-        for i, xi in enumerate(xs):
-            if xi.shape != xs[0].shape:
+
+# A raw batch as a source yields it: inputs, labels (or None), and a name for error messages.
+RawBatch = tuple[Any, Any, str]
+
+
+@dataclass
+class DataStream:
+    """The checked batches of one data source, read lazily: one batch in memory at a time.
+
+    Iterating yields ``(x, y)``: ``x`` float32 ``[b, *input_shape]``, ``y`` int64
+    ``[b]`` or None, at most ``limit`` samples in all. Each batch is checked
+    as it is read (real, finite, the model's shape, integer labels, labels on
+    every batch or on none), so a whole test set is never held as floats.
+    ``total`` is the number of samples the stream will yield when the source
+    knows its length (for a progress bar), else None.
+    """
+
+    batches: Callable[[], Iterator[RawBatch]]
+    input_shape: tuple[int, ...]
+    limit: int | None
+    description: str
+    synthetic: bool
+    total: int | None
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        seen = 0
+        labelled: bool | None = None
+        for raw_x, raw_y, what in self.batches():
+            x, y = _check_batch(raw_x, raw_y, what, self.input_shape, seen)
+            if self.limit is not None and seen + len(x) > self.limit:
+                x = x[: self.limit - seen]
+                y = y[: len(x)] if y is not None else None
+            if labelled is None:
+                labelled = y is not None
+            elif labelled != (y is not None):
                 raise ValueError(
-                    f"dataset item {i} has shape {tuple(xi.shape)}, item 0 has {tuple(xs[0].shape)}"
+                    f"{what} has {'labels' if y is not None else 'no labels'} but the first batch "
+                    f"had {'labels' if labelled else 'none'}: give labels for every batch or none"
                 )
-        x = torch.stack(xs)
-        labels = [iy for _, iy in items]
-        y = None
-        if not any(v is None for v in labels):
-            ys = []
-            for i, v in enumerate(labels):
-                t = _as_tensor(v, f"dataset item {i} label")
-                if t.numel() != 1:
-                    raise ValueError(
-                        f"dataset item {i}: the label must be one class index, got shape {tuple(t.shape)}"
-                    )
-                ys.append(t.reshape(1))
-            y = torch.cat(ys)
-        desc = f"{type(data).__name__} ({len(data)} items)"
-    else:
-        raise TypeError(
-            "data must be a tensor [B, C, H, W], an (x, y) pair, a torch Dataset or DataLoader, "
-            f"or None; got {type(data).__name__}"
-        )
+            seen += len(x)
+            if len(x):
+                yield x, y
+            if self.limit is not None and seen >= self.limit:
+                return  # without reading (decoding) another batch
 
-    x = _as_tensor(x, "data")
-    _check_real(x, "data")
-    x = x.float()
-    _check_finite(x, "data")
+
+def _shape_error(what: str, shape: tuple[int, ...], input_shape: tuple[int, ...]) -> ValueError:
+    expected = "[B, " + ", ".join(str(s) for s in input_shape) + "]"
+    return ValueError(
+        f"{what} has shape {shape}; expected a batch {expected} "
+        f"(per-sample input shape {tuple(input_shape)})"
+    )
+
+
+def _check_batch(
+    x: Any, y: Any, what: str, input_shape: tuple[int, ...], first_sample: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One raw batch as float inputs and long labels; errors name ``what`` and the sample."""
+    x = _as_tensor(x, what)
+    _check_real(x, what)
     if tuple(x.shape[1:]) != tuple(input_shape) or x.dim() != len(input_shape) + 1:
-        expected = "[B, " + ", ".join(str(s) for s in input_shape) + "]"
+        raise _shape_error(what, tuple(x.shape), input_shape)
+    x = x.float()
+    _check_finite(x, what, first_sample)
+    if y is None:
+        return x.contiguous(), None
+    what_y = "labels" if what == "data" else f"{what} labels"
+    y = _as_tensor(y, what_y).reshape(-1)
+    _check_real(y, what_y)
+    _check_finite(y, what_y, first_sample)
+    if y.is_floating_point() and bool((y != y.round()).any()):
+        i = int((y != y.round()).nonzero()[0])
         raise ValueError(
-            f"data has shape {tuple(x.shape)}; expected a batch {expected} "
-            f"(per-sample input shape {tuple(input_shape)})"
+            f"labels must be integer class indices; label {first_sample + i} is {float(y[i])}"
         )
+    if len(y) != len(x):
+        raise ValueError(f"{what} has {len(x)} inputs but {len(y)} labels")
+    return x.contiguous(), y.long()
+
+
+def _sliced(x: Any, y: Any, n: int, batch_size: int) -> Callable[[], Iterator[RawBatch]]:
+    """Batches of in-memory inputs ``x`` (and labels ``y``): slices, converted one at a time."""
+
+    def batches() -> Iterator[RawBatch]:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            yield x[start:stop], (y[start:stop] if y is not None else None), "data"
+
+    return batches
+
+
+def _iterated(batches_of: Any, kind: str) -> Callable[[], Iterator[RawBatch]]:
+    """The batches of a DataLoader or any iterable of ``x`` / ``(x, y)`` batches."""
+
+    def batches() -> Iterator[RawBatch]:
+        count = 0
+        for count, batch in enumerate(batches_of, start=1):
+            bx, by = _split_item(batch)
+            yield bx, by, f"{kind} batch {count - 1}"
+        if count == 0:
+            raise ValueError(f"the {kind} yielded no batches")
+
+    return batches
+
+
+def _items(dataset: Any, n: int, batch_size: int) -> Callable[[], Iterator[RawBatch]]:
+    """Batches of ``batch_size`` items of an indexable dataset, each item read when its batch is."""
+
+    def batches() -> Iterator[RawBatch]:
+        first_shape = None
+        for start in range(0, n, batch_size):
+            xs, labels = [], []
+            for i in range(start, min(n, start + batch_size)):
+                ix, iy = _split_item(dataset[i])
+                xi = _as_tensor(ix, f"dataset item {i}")
+                first_shape = tuple(xi.shape) if first_shape is None else first_shape
+                if tuple(xi.shape) != first_shape:
+                    raise ValueError(
+                        f"dataset item {i} has shape {tuple(xi.shape)}, item 0 has {first_shape}"
+                    )
+                xs.append(xi)
+                labels.append(None if iy is None else _label(iy, i))
+            y = None if any(v is None for v in labels) else torch.cat(labels)
+            yield torch.stack(xs), y, f"dataset items {start}-{start + len(xs) - 1}"
+
+    return batches
+
+
+def _label(value: Any, i: int) -> torch.Tensor:
+    t = _as_tensor(value, f"dataset item {i} label")
+    if t.numel() != 1:
+        raise ValueError(
+            f"dataset item {i}: the label must be one class index, got shape {tuple(t.shape)}"
+        )
+    return t.reshape(1)
+
+
+def _in_memory(x: Any, y: Any, input_shape: tuple[int, ...]) -> tuple[Any, Any, int]:
+    """Check in-memory inputs up front (shape, label count) without converting them to float."""
+    if not isinstance(x, torch.Tensor | np.ndarray):
+        x = _as_tensor(x, "data")  # nested lists / lists of tensors: already in memory
+    if x.ndim == 0 or tuple(x.shape[1:]) != tuple(input_shape) or x.ndim != len(input_shape) + 1:
+        raise _shape_error("data", tuple(x.shape), input_shape)
     if len(x) == 0:
         raise ValueError("data is empty (0 samples)")
     if y is not None:
-        y = _as_tensor(y, "labels").reshape(-1)
-        _check_real(y, "labels")
-        _check_finite(y, "labels")
-        if y.is_floating_point() and bool((y != y.round()).any()):
-            i = int((y != y.round()).nonzero()[0])
-            raise ValueError(f"labels must be integer class indices; label {i} is {float(y[i])}")
-        y = y.long()
+        if not isinstance(y, torch.Tensor | np.ndarray):
+            y = _as_tensor(y, "labels")
+        y = y.reshape(-1)
         if len(y) != len(x):
             raise ValueError(f"data has {len(x)} inputs but {len(y)} labels")
-    if len(x) > limit:
-        x = x[: int(limit)]
-        y = y[: int(limit)] if y is not None else None
-    return ResolvedData(x.contiguous(), y, f"{desc}, {len(x)} samples", False)
+    return x, y, len(x)
+
+
+def stream_data(
+    data: Any,
+    input_shape: tuple[int, ...],
+    max_samples: int | str | None,
+    seed: int,
+    batch_size: int,
+) -> DataStream:
+    """A lazy :class:`DataStream` over ``data``, at most ``max_samples`` inputs (``"all"``: every one).
+
+    ``data`` is a tensor/array ``[B, *input_shape]`` (any numeric dtype, e.g.
+    uint8, converted to float one batch at a time), an ``(x, y)`` pair, a
+    torch ``DataLoader`` or any other iterable of ``x`` / ``(x, y)`` batches
+    (read as it yields them: its own batch size), an indexable dataset of
+    ``x`` or ``(x, y)`` items (read ``batch_size`` items at a time), or None
+    (``min(max_samples, SYNTHETIC_SAMPLES)`` Gaussian inputs drawn with
+    ``seed``). A ``TypeError``/``ValueError`` names the field and shape at fault.
+    A list is an indexable dataset; wrap a list of batches in ``iter()``.
+    """
+    limit = sample_limit(max_samples)
+    input_shape = tuple(input_shape)
+
+    def stream(batches, description: str, total: int | None, synthetic: bool = False) -> DataStream:
+        if total is not None and limit is not None:
+            total = min(total, limit)
+        return DataStream(batches, input_shape, limit, description, synthetic, total)
+
+    if data is None:
+        n = int(min(limit or SYNTHETIC_SAMPLES, SYNTHETIC_SAMPLES))
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn((n, *input_shape), generator=gen)
+        desc = f"synthetic Gaussian N(0, 1) inputs, seed {seed}"
+        return stream(_sliced(x, None, n, batch_size), desc, n, synthetic=True)
+    if isinstance(data, str | bytes | Mapping):
+        raise TypeError(
+            "data must be a tensor [B, C, H, W], an (x, y) pair, a torch Dataset or DataLoader, "
+            f"an iterable of batches, or None; got a {type(data).__name__}"
+            + (" (pass (data['x'], data['y']) for a dict)" if isinstance(data, Mapping) else "")
+        )
+    if isinstance(data, torch.Tensor | np.ndarray):
+        x, _, n = _in_memory(data, None, input_shape)
+        return stream(_sliced(x, None, n, batch_size), "tensor", n)
+    if isinstance(data, tuple | list) and len(data) == 2 and not isinstance(data[0], int | float):
+        x, y, n = _in_memory(data[0], data[1], input_shape)
+        return stream(_sliced(x, y, n, batch_size), "tensor with labels", n)
+    if isinstance(data, torch.utils.data.DataLoader):
+        dataset = data.dataset
+        total = len(dataset) if hasattr(dataset, "__len__") else None
+        desc = f"DataLoader over {type(dataset).__name__}"
+        return stream(_iterated(data, "DataLoader"), desc, total)
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        if len(data) == 0:
+            raise ValueError("the dataset is empty")
+        n = len(data) if limit is None else min(len(data), limit)
+        desc = f"{type(data).__name__} ({len(data)} items)"
+        return stream(_items(data, n, batch_size), desc, n)
+    if hasattr(data, "__iter__"):
+        return stream(_iterated(data, "data iterable"), f"{type(data).__name__} of batches", None)
+    raise TypeError(
+        "data must be a tensor [B, C, H, W], an (x, y) pair, a torch Dataset or DataLoader, "
+        f"an iterable of batches, or None; got {type(data).__name__}"
+    )

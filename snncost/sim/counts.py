@@ -10,16 +10,32 @@ depends on a dataflow and a chip, not on the network.
 
 Event arrays are per timestep (length ``T``; ``T = 1`` for an ANN) and
 summed over the batch; divide by ``batch_size`` for "per inference".
+Because they are sums, the counts of disjoint batches add up
+(:meth:`RunCounts.merge`, also ``a + b``): a test set is costed batch by
+batch in bounded memory and gives exactly the counts of one run on the whole.
 The layer's shape (geometry, weight count, real taps) travels with the
 events so the cost model can build the layer's loop nest.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+
+#: Per-step event arrays of :class:`LayerCounts`: summed when runs merge.
+PER_STEP_EVENTS = (
+    "input_events",
+    "synaptic_ops",
+    "synaptic_ops_nonzero",
+    "macs",
+    "neuron_updates",
+    "output_spikes",
+)
+#: Per-step arrays that a run may lack (None): summed when both runs have them.
+OPTIONAL_PER_STEP_EVENTS = ("active_neurons", "nonzero_inputs", "nonzero_input_macs")
 
 
 @dataclass
@@ -74,6 +90,29 @@ class LayerCounts:
     def timesteps(self) -> int:
         return len(self.synaptic_ops)
 
+    def merge(self, other: LayerCounts) -> LayerCounts:
+        """This layer's events plus ``other``'s (the same layer over another batch).
+
+        Every field that is not an event count (name, shapes, widths, leak...)
+        must be equal; a ``ValueError`` names the one that is not.
+        """
+        summed = {}
+        for f in dataclasses.fields(LayerCounts):
+            x, y = getattr(self, f.name), getattr(other, f.name)
+            if f.name in PER_STEP_EVENTS or f.name in OPTIONAL_PER_STEP_EVENTS:
+                if (x is None) != (y is None):
+                    raise ValueError(f"{self.name}: {f.name} is counted in one run and not the other")
+                if x is None:
+                    continue
+                if np.shape(x) != np.shape(y):
+                    raise ValueError(f"{self.name}: {f.name} has shapes {np.shape(x)} and {np.shape(y)}")
+                summed[f.name] = np.asarray(x) + np.asarray(y)
+            elif x != y:
+                raise ValueError(
+                    f"{self.name}: cannot merge layers with different {f.name}: {x!r} and {y!r}"
+                )
+        return dataclasses.replace(self, **summed)
+
 
 @dataclass
 class RunCounts:
@@ -93,6 +132,66 @@ class RunCounts:
     def per_inference(self, attr: str) -> dict[str, float]:
         """Total of ``attr`` over time, per input, for every layer."""
         return {lc.name: float(getattr(lc, attr).sum()) / self.batch_size for lc in self.layers}
+
+    def merge(self, other: RunCounts) -> RunCounts:
+        """The counts of this run and ``other`` over disjoint batches of the same network.
+
+        Per-step events add up, layer by layer (they are sums over the batch);
+        ``batch_size`` and the verified spike counts add up; logits, labels and
+        recorded spike trains are concatenated along the batch when both runs
+        have them (else dropped); other ``extra`` entries are this run's.
+        Runs of different networks, kinds or ``T`` raise a ``ValueError``
+        naming the layer and field that differ.
+        """
+        if not isinstance(other, RunCounts):
+            raise TypeError(f"can only merge RunCounts with RunCounts, not {type(other).__name__}")
+        for attr in ("model", "timesteps"):
+            if getattr(self, attr) != getattr(other, attr):
+                raise ValueError(
+                    f"cannot merge runs with different {attr}: {getattr(self, attr)!r} "
+                    f"and {getattr(other, attr)!r}"
+                )
+        if [lc.name for lc in self.layers] != [lc.name for lc in other.layers]:
+            raise ValueError(
+                "cannot merge runs of different networks: layers "
+                f"{[lc.name for lc in self.layers]} and {[lc.name for lc in other.layers]}"
+            )
+        extra = {**other.extra, **self.extra}
+        spikes = _concat_spikes(self.extra.get("spikes"), other.extra.get("spikes"))
+        if spikes is not None:
+            extra["spikes"] = spikes
+        else:
+            extra.pop("spikes", None)
+        return RunCounts(
+            model=self.model,
+            timesteps=self.timesteps,
+            batch_size=self.batch_size + other.batch_size,
+            layers=[a.merge(b) for a, b in zip(self.layers, other.layers, strict=True)],
+            logits=_concat(self.logits, other.logits),
+            labels=_concat(self.labels, other.labels),
+            spike_mismatches=_add(self.spike_mismatches, other.spike_mismatches),
+            spikes_compared=_add(self.spikes_compared, other.spikes_compared),
+            extra=extra,
+        )
+
+    __add__ = merge
+
+
+def _concat(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+    if a is None or b is None:
+        return None
+    return np.concatenate([np.asarray(a), np.asarray(b)], axis=0)
+
+
+def _concat_spikes(a: dict | None, b: dict | None) -> dict | None:
+    """Recorded spike trains (name -> ``[T, B, ...]``) of two runs, joined along the batch."""
+    if a is None or b is None or a.keys() != b.keys():
+        return None
+    return {k: np.concatenate([a[k], b[k]], axis=1) for k in a}
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a + b
 
 
 def layer_shape_facts(node) -> dict:
