@@ -370,3 +370,72 @@ def test_refusals_name_the_node():
     b.conv(b.merge("add", c, c), 2)
     with pytest.raises(ValueError, match="fed by a current"):
         compile_plan(LayerGraph(b.nodes, b.edges))
+
+
+def test_cost_model_prices_neuron_and_merge_rows_once():
+    from snncost.costmodel.accesses import Widths
+    from snncost.costmodel.conventions import CONVENTIONS, convention_run
+    from snncost.costmodel.dataflows import DATAFLOWS
+    from snncost.costmodel.pricing import cost_run, neuron_update_ops
+    from snncost.hardware import load_profile
+    from snncost.sim import ann_counts
+
+    b = Builder(np.random.default_rng(3), 2, 8, "poisson", 3)
+    s = b.lif(b.conv("in", 4))
+    a = b.lif(b.merge("add", b.conv(s, 4), s), {"charge": "decay-input", "tau": 2.0}, RESETS[2])
+    graph = b.head(b.merge("iand", b.lif(b.conv(a, 4)), a))
+    x = _inputs(graph, 2, 3)
+    counts = simulate(graph, x)
+    profile = load_profile("45nm")
+    widths = Widths(weights=0, inputs=8, state=32, outputs=8, number_format="float")
+    for dataflow in DATAFLOWS:
+        run = cost_run(counts, profile, widths, dataflow)
+        rows = {r.name: r for r in run.rows}
+        neuron = next(r for r in run.rows if r.kind == "neuron")
+        lc = next(lc for lc in counts.layers if lc.name == neuron.name)
+        assert neuron_update_ops(lc) == (True, 2 + 1 + 1)  # multiply, 2 adds, u - vr (vr != 0), fire/reset
+        unit = profile.neuron_update_energy(32, "float", True, adds=4)
+        assert neuron.energy_neuron_pj == pytest.approx(neuron.neuron_updates * unit)
+        for r in run.rows:
+            if r.kind == "merge":
+                ops = float(next(lc for lc in counts.layers if lc.name == r.name).elementwise_ops.sum()) / 2
+                assert r.energy_elementwise_pj == pytest.approx(ops * profile.ac_energy(32, "float"))
+        assert run.total.energy_total_pj == pytest.approx(sum(r.energy_total_pj for r in rows.values()))
+    for name in CONVENTIONS:
+        run = convention_run(counts, name, profile)
+        assert all(r.energy_total_pj == 0 for r in run.rows if r.kind in ("neuron", "merge"))
+    assert [lc.merge_op for lc in ann_counts(graph).layers if lc.kind == "merge"] == ["add", "iand"]
+    with pytest.raises(ValueError, match="iand.*spikes"):  # running it as an ANN: IAND has no ANN form
+        ann_counts(graph, inputs=np.zeros((1, 2, 8, 8), np.float32))
+
+
+def test_neuron_update_ops_rule_table():
+    from snncost.costmodel.pricing import neuron_update_ops
+    from snncost.sim.counts import LayerCounts
+
+    def lc(**kw):
+        z = np.zeros(1, np.int64)
+        return LayerCounts("n", "neuron", "lif", (1,), (1,), 0, 8, "int", z, z, z, z, z, z, **kw)
+
+    assert neuron_update_ops(lc()) == (False, 2)  # IF: integrate, fire/reset
+    assert neuron_update_ops(lc(leak=0.5)) == (True, 2)  # today's LIF: leak multiply
+    assert neuron_update_ops(lc(charge="no-decay-input", reset="hard")) == (True, 3)
+    assert neuron_update_ops(lc(charge="plif-decay-input", reset="hard", reset_value=-1.0)) == (True, 4)
+
+
+def test_ann_counts_follow_the_dag():
+    from snncost.sim import ann_counts
+
+    b = Builder(np.random.default_rng(4), 2, 8, "direct", 2)
+    s = b.lif(b.conv("in", 3))
+    cur = b.conv(s, 3)
+    x = b.lif(b.merge("add", cur, b.conv(s, 3, k=1, pad=0)))
+    graph = b.head(b.merge("concat", x, s))
+    counts = ann_counts(graph, inputs=_inputs(graph, 2, 4))
+    rows = {lc.name: lc for lc in counts.layers}
+    assert rows[cur].neuron == "none" and rows[cur].neuron_updates.sum() == 0
+    merges = [lc for lc in counts.layers if lc.kind == "merge"]
+    assert [m.merge_op for m in merges] == ["add", "concat"]
+    assert merges[0].elementwise_ops.sum() == 3 * 8 * 8 * 2 and merges[1].elementwise_ops.sum() == 0
+    (relu,) = [lc for lc in counts.layers if lc.kind == "neuron"]
+    assert relu.name == x and relu.neuron == "relu" and relu.neuron_updates.sum() == 3 * 8 * 8 * 2
