@@ -95,7 +95,7 @@ class Builder:
     def head(self, src: str, classes: int = 3) -> LayerGraph:
         c, h, w = self.shape(src)
         if h == w and h > 1 and self.rng.random() < 0.5:
-            src = self.pool(src, "avg", h)  # global average pool
+            src = self.add(PoolNode.global_average(self.name("gap"), (c, h, w)), src).name
         flat = self.add(FlattenNode(self.name("flat"), in_shape=self.shape(src), out_shape=(int(np.prod(self.shape(src))),)), src)
         fc = self.linear(flat.name, classes)
         self.add(OutputNode("out", shape=(classes,)), fc)
@@ -351,6 +351,8 @@ def test_neuron_kinds_match_spikingjelly(kind, reset):
 
 
 def test_refusals_name_the_node():
+    with pytest.raises(ValueError, match="gap.*not square"):
+        PoolNode.global_average("gap", (4, 8, 6))
     b = Builder(np.random.default_rng(0), 2, 8, "poisson", 2)
     s = b.lif(b.conv("in", 2))
     p = b.pool(s, "avg")
