@@ -81,6 +81,20 @@ def _integrator(graph: LayerGraph, node: WeightNode) -> tuple[str, str | None]:
             return "none", None
 
 
+def _fed_by_merge(graph: LayerGraph, name: str) -> bool:
+    """Whether a node's input comes from a merge (through pools and flatten): then its
+    activation is work of its own (a ``neuron`` row), not part of a weight layer's row."""
+    preds = list(graph.nx.predecessors(name))
+    while len(preds) == 1:
+        node = graph[preds[0]]
+        if isinstance(node, MergeNode):
+            return True
+        if not isinstance(node, (PoolNode, FlattenNode)):
+            return False
+        preds = list(graph.nx.predecessors(node.name))
+    return False
+
+
 def _run_ann(graph: LayerGraph, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every node's activation when the graph runs as an ANN (ReLU for every LIF)."""
     vals: dict[str, torch.Tensor] = {}
@@ -191,7 +205,7 @@ def ann_counts(
             ops = 0 if node.op == "concat" else size * n
             layers.append(LayerCounts(kind="merge", neuron="none", neuron_updates=arr(0), merge_op=node.op,
                                       elementwise_ops=arr(ops), **common))  # fmt: skip
-        elif isinstance(node, (LIFNode, ReLUNode, OutputNode)) and node.name not in integrated:
+        elif isinstance(node, (LIFNode, ReLUNode, OutputNode)) and node.name not in integrated and _fed_by_merge(graph, node.name):
             neuron = "output" if isinstance(node, OutputNode) else "relu"
             layers.append(LayerCounts(kind="neuron", neuron=neuron, neuron_updates=arr(size * n), **common))
     if not layers:
