@@ -216,7 +216,7 @@ def main(argv=None) -> float:
     for act in activities:
         rates = calibrate(model, x, act)
         graph = build_graph(model)
-        plan = compile_plan(graph)
+        plan = compile_plan(graph).stages
         simulate(graph, x, batch_size=args.batch)  # warm up / compile
         run = simulate(graph, x, batch_size=args.batch)
         synops = int(sum(lc.synaptic_ops.sum() for lc in run.layers))

@@ -65,6 +65,7 @@ class LayerWork:
     spikes: float
     events: float  # input events (SNN)
     weight_fraction: float  # stored fraction of the weights (nonzero share when skipping zeros)
+    elementwise: float = 0.0  # merge rows: element-wise operations
 
 
 @dataclass(frozen=True)

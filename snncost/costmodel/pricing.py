@@ -15,6 +15,15 @@ Compute energy
         ANN ``relu``: one compare per activation, priced as one add; the ANN
         output layer has no activation function.
     ``E_route = output_spikes x spike_energy()`` (profiles that publish one).
+    The neuron kind sets the update's arithmetic (:data:`CHARGE_OPS`): a
+    multiply for a leak (``leak < 1``) or a ``tau``/PLIF decay (a divide by
+    ``tau`` is a multiply by ``1/tau``), its additions, plus one addition
+    for fire and reset (a soft reset's subtract is the compare; a hard
+    reset is a select, no arithmetic). IF needs no multiply.
+    ``E_elementwise``: merge rows (``add``/``and``/``iand``): one AC per
+    output element and step (the profile lists no logic gate, so an AND is
+    priced as an accumulate: an upper bound); ``concat`` is free, its data
+    movement is counted by the layer that reads it.
 
 Memory energy
     The dataflow (:data:`snncost.costmodel.dataflows.DATAFLOWS`) turns the
@@ -38,7 +47,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from snncost.costmodel.accesses import TENSORS, Access, Widths, hierarchy, home_level
+from snncost.costmodel.accesses import TENSORS, Access, Widths, address_bits, hierarchy, home_level
 from snncost.costmodel.dataflows import DATAFLOWS, LayerWork, NetworkContext, check_dataflow
 from snncost.costmodel.options import CostOptions
 from snncost.hardware.profile import HardwareProfile, UnsupportedOperationError
@@ -96,7 +105,8 @@ class LayerRow(BaseModel):
     energy_synaptic_pj: float  # ACs x E_AC + MACs x E_MAC (the paper's figure)
     energy_neuron_pj: float
     energy_routing_pj: float
-    energy_compute_pj: float  # synaptic + neuron + routing
+    energy_elementwise_pj: float = 0.0  # merge rows: element-wise adds / ANDs
+    energy_compute_pj: float  # synaptic + neuron + routing + element-wise
     energy_memory_weights_pj: float
     energy_memory_inputs_pj: float
     energy_memory_state_pj: float
@@ -124,6 +134,7 @@ SUMMED_FIELDS = (
     "energy_synaptic_pj",
     "energy_neuron_pj",
     "energy_routing_pj",
+    "energy_elementwise_pj",
     "energy_compute_pj",
     "energy_memory_weights_pj",
     "energy_memory_inputs_pj",
@@ -156,6 +167,7 @@ class Totals(BaseModel):
     energy_synaptic_pj: float
     energy_neuron_pj: float
     energy_routing_pj: float
+    energy_elementwise_pj: float = 0.0
     energy_compute_pj: float
     energy_memory_weights_pj: float
     energy_memory_inputs_pj: float
@@ -260,6 +272,7 @@ def layer_work(lc: LayerCounts, batch: int, options: CostOptions, zero_skipping:
         spikes=_per_inference(lc.output_spikes, batch),
         events=_per_inference(lc.input_events, batch),
         weight_fraction=stored,
+        elementwise=0.0 if lc.elementwise_ops is None else _per_inference(lc.elementwise_ops, batch),
     )
 
 
@@ -274,8 +287,83 @@ def _price_accesses(accesses: list[Access], levels: dict) -> list[AccessRow]:
     return rows
 
 
+#: LIFNode.charge -> (has a multiply, additions) of the charge ``h = ...``; the charge's
+#: ``u - vr`` costs one more addition when ``vr != 0``, fire and reset one more.
+CHARGE_OPS: dict[str, tuple[bool, int]] = {
+    "leak": (True, 1),  # leak * u + I (the multiply only when leak < 1)
+    "decay-input": (True, 2),  # u + (I - (u - vr)) / tau
+    "no-decay-input": (True, 2),  # u - (u - vr) / tau + I
+    "plif-decay-input": (True, 2),  # u + (I - (u - vr)) * decay
+    "plif-no-decay-input": (True, 2),  # u - (u - vr) * decay + I
+}
+
+
+def neuron_update_ops(lc: LayerCounts) -> tuple[bool, int]:
+    """``(leaky, additions)`` of one update of ``lc``'s neurons (snncost's LIF: ``(leak < 1, 2)``)."""
+    if lc.charge not in CHARGE_OPS:
+        raise ValueError(f"{lc.name}: unknown neuron charge {lc.charge!r}; choose one of {', '.join(CHARGE_OPS)}")
+    mult, adds = CHARGE_OPS[lc.charge]
+    leaky = float(lc.leak) < 1.0 if lc.charge == "leak" else mult
+    vr = lc.reset_value if lc.reset == "hard" else 0.0
+    extra = 1 if (lc.charge != "leak" and vr != 0.0) else 0
+    return leaky, adds + extra + 1
+
+
+def _neuron_unit(lc: LayerCounts, net: NetworkContext, pricer: _Pricer, fmt: str, active: bool = True) -> float:
+    """Energy of one update of ``lc``'s neurons (an ANN ReLU: one compare, priced as an add)."""
+    if net.network == "ann":
+        ob = net.widths.outputs
+        if lc.neuron == "relu":  # one compare against zero, priced as one add
+            return pricer.op("add_energy", f"a ReLU compare ({fmt}, {ob}-bit)", ob, fmt)
+        return 0.0  # no activation function on the ANN output layer
+    sb = net.widths.state
+    leaky, adds = neuron_update_ops(lc)
+    what = f"a {'leaky ' if leaky else ''}neuron update ({fmt}, {sb}-bit)"
+    return pricer.op("neuron_update_energy", what, sb, fmt, leaky, active=active, adds=adds)
+
+
+def _cost_elementwise(work: LayerWork, net: NetworkContext, pricer: _Pricer) -> dict[str, Any]:
+    """A ``neuron`` row (updates, membranes at the state home, spikes out) or a ``merge`` row
+    (element-wise ops; no traffic of its own). One rule for every dataflow."""
+    lc = work.counts
+    fmt = net.widths.number_format or lc.number_format
+    sb = net.widths.state
+    energy_neuron = energy_elementwise = 0.0
+    accesses: list[Access] = []
+    if lc.kind == "merge":
+        ops = work.elementwise
+        if ops:
+            energy_elementwise = ops * pricer.op("ac_energy", f"an element-wise {lc.merge_op} ({fmt}, {sb}-bit)", sb, fmt)
+    elif work.updates:
+        energy_neuron = work.updates * _neuron_unit(lc, net, pricer, fmt)
+        home = net.level(net.state_home)
+        bits = sb if net.network == "snn" else net.widths.outputs
+        accesses.append(Access(home, "state", work.updates, work.updates, bits))
+        if work.spikes:
+            accesses.append(Access(home, "outputs", 0.0, work.spikes, address_bits(lc.neurons)))
+    priced = _price_accesses(accesses, {m.name: m for m in net.levels})
+    by_tensor = {t: sum(a.energy_pj for a in priced if a.tensor == t) for t in TENSORS}
+    energy_routing = work.spikes * float(pricer.profile.spike_energy()) if work.spikes else 0.0
+    compute = energy_neuron + energy_elementwise + energy_routing
+    memory = sum(by_tensor.values())
+    return {
+        **event_fields(work), "weight_bits": net.weight_bits(lc), "input_bits": net.widths.inputs,
+        "state_bits": sb, "number_format": fmt,
+        "memory_bits": float(sum((a.reads + a.writes) * a.bits for a in priced)),
+        "weight_memory": "-", "state_memory": _home_of(priced, "state"), "accesses": priced,
+        "energy_ac_pj": 0.0, "energy_mac_pj": 0.0, "energy_synaptic_pj": 0.0,
+        "energy_neuron_pj": energy_neuron, "energy_routing_pj": energy_routing,
+        "energy_elementwise_pj": energy_elementwise, "energy_compute_pj": compute,
+        "energy_memory_weights_pj": 0.0, "energy_memory_inputs_pj": by_tensor["inputs"],
+        "energy_memory_state_pj": by_tensor["state"], "energy_memory_outputs_pj": by_tensor["outputs"],
+        "energy_memory_pj": memory, "energy_total_pj": compute + memory, "latency_share": 0.0,
+    }  # fmt: skip
+
+
 def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow: str) -> dict[str, Any]:
     lc = work.counts
+    if not lc.is_weight_layer:
+        return _cost_elementwise(work, net, pricer)
     fmt = net.widths.number_format or lc.number_format
     sb, ib = net.widths.state, net.widths.inputs
     wb = net.weight_bits(lc)
@@ -286,23 +374,12 @@ def _cost_layer(work: LayerWork, net: NetworkContext, pricer: _Pricer, dataflow:
     e_mac_unit = (
         pricer.op("mac_energy", f"a MAC ({fmt}, {mac_bits}-bit)", mac_bits, fmt) if macs else 0.0
     )
-    leaky = float(lc.leak) < 1.0
-    if not updates:
-        e_nu = 0.0
-    elif net.network == "ann":
-        ob = net.widths.outputs
-        if lc.neuron == "relu":  # one compare against zero, priced as one add
-            e_nu = pricer.op("add_energy", f"a ReLU compare ({fmt}, {ob}-bit)", ob, fmt)
-        else:  # no activation function on the ANN output layer
-            e_nu = 0.0
-    else:
-        what = f"a {'leaky ' if leaky else ''}neuron update ({fmt}, {sb}-bit)"
-        e_nu = pricer.op("neuron_update_energy", what, sb, fmt, leaky)
+    e_nu = _neuron_unit(lc, net, pricer, fmt) if updates else 0.0
     energy_ac, energy_mac = acs * e_ac_unit, macs * e_mac_unit
     energy_neuron = updates * e_nu
     if net.network == "snn" and updates and pricer.profile.neuron_update_inactive_pj is not None:
         # a chip that publishes it: a neuron that received no input this step costs less
-        e_idle = pricer.op("neuron_update_energy", what, sb, fmt, leaky, active=False)
+        e_idle = _neuron_unit(lc, net, pricer, fmt, active=False)
         energy_neuron = work.active * e_nu + (updates - work.active) * e_idle
     energy_routing = spikes * float(pricer.profile.spike_energy()) if spikes else 0.0
 
@@ -346,7 +423,7 @@ def event_fields(work: LayerWork) -> dict[str, Any]:
         "name": lc.name,
         "kind": lc.kind,
         "neuron": lc.neuron,
-        "neurons": n,
+        "neurons": 0 if lc.neuron == "none" else n,  # a current handed on: integrated by a neuron row
         "inputs": lc.inputs,
         "weight_count": int(lc.weight_count),
         "leak": float(lc.leak),
@@ -447,7 +524,7 @@ def network_context(
     for lc in counts.layers:
         stored = lc.weight_count - (lc.zero_weights if options.skip_zero_weights else 0)
         weight_bits += stored * int(widths.weights or lc.weight_bits)
-    membranes = sum(lc.neurons for lc in counts.layers) * widths.state
+    membranes = sum(lc.neurons for lc in counts.layers if lc.neuron != "none") * widths.state
     return NetworkContext(
         network=counts.model,
         profile=profile,

@@ -174,13 +174,28 @@ class LinearNode(_WeightNode):
 
 @dataclass
 class PoolNode(Node):
-    """Average or max pooling with ``kernel == stride`` and no padding."""
+    """Average or max pooling with ``kernel == stride`` and no padding.
+
+    A global average pool is the one whose kernel is the whole (square) map:
+    :meth:`global_average`.
+    """
 
     kind: Literal["avg", "max"] = "avg"
     kernel: int = 2
     in_shape: Shape = ()
     out_shape: Shape = ()  # type: ignore[assignment]
     type_name: ClassVar[str] = "pool"
+
+    @classmethod
+    def global_average(cls, name: str, in_shape: Shape) -> PoolNode:
+        """Average over the whole ``(C, H, W)`` map (``kernel = H = W``), giving ``(C, 1, 1)``."""
+        if len(in_shape) != 3 or in_shape[1] != in_shape[2]:
+            raise ValueError(
+                f"{name}: a global average pool is a PoolNode with kernel = H = W; the map {tuple(in_shape)} "
+                "is not square (kernel == stride pooling cannot cover it)"
+            )
+        c, h, _ = in_shape
+        return cls(name, kind="avg", kernel=int(h), in_shape=tuple(in_shape), out_shape=(c, 1, 1))
 
     def describe(self) -> str:
         return f"{self.kind} {self.kernel}x{self.kernel}"

@@ -472,6 +472,7 @@ class HardwareProfile(_Strict):
         leaky: bool = True,
         *,
         active: bool = True,
+        adds: int = 2,
     ) -> float:
         """Energy (pJ) of updating one neuron for one timestep.
 
@@ -484,6 +485,9 @@ class HardwareProfile(_Strict):
             (mult_energy if leaky else 0)      # leak:      u <- leak * u
             + add_energy                       # integrate: u <- u + I
             + add_energy                       # threshold compare / soft reset
+
+        ``adds`` (default 2, snncost's LIF) is the number of additions and
+        subtractions of the neuron kind (:data:`snncost.costmodel.pricing.CHARGE_OPS`).
 
         The synaptic input ``I`` itself is priced separately, as ACs or MACs.
         On 45 nm fp32: leaky 3.7 + 0.9 + 0.9 = 5.5 pJ, non-leaky (IF) 1.8 pJ.
@@ -500,7 +504,7 @@ class HardwareProfile(_Strict):
                 f"in {number_format!r}: neuron_update_pj is not set and arithmetic lacks "
                 f"{'add/mult' if leaky else 'add'} entries for that format"
             )
-        total = 2.0 * self.add_energy(bits, number_format)
+        total = float(adds) * self.add_energy(bits, number_format)
         if leaky:
             total += self.mult_energy(bits, number_format)
         return _clean(total)

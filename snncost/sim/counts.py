@@ -2,7 +2,8 @@
 
 The simulator (event-driven SNN replay) and the ANN baseline counter both
 produce a :class:`RunCounts`: one :class:`LayerCounts` per weight layer (conv
-or linear) in forward order. They hold **events only**: what happened
+or linear) in forward order, plus, in graphs that are not chains, one per
+merge and per neuron layer fed by a merge (``kind`` ``merge``/``neuron``). They hold **events only**: what happened
 (spikes arrived, accumulates performed, neurons updated), never memory
 traffic, word widths or prices. Turning events into accesses per memory
 level is the cost model's business (:mod:`snncost.costmodel`), because it
@@ -40,18 +41,29 @@ OPTIONAL_PER_STEP_EVENTS = ("active_neurons", "nonzero_inputs", "nonzero_input_m
 
 @dataclass
 class LayerCounts:
-    """Per-timestep events of one weight layer, plus the shape facts the cost model needs.
+    """Per-timestep events of one layer, plus the shape facts the cost model needs.
 
-    ``name`` is the module path of the conv/linear layer (e.g. ``features.0``);
-    ``neuron`` says what integrates its output (``lif`` spiking layer,
-    ``relu`` in an ANN, ``output`` for the non-spiking read-out).
+    ``name`` is the module path of the layer (e.g. ``features.0``). ``kind``:
+    ``conv``/``linear`` for a weight layer; ``neuron`` for a neuron layer (or
+    read-out) whose input is not one weight layer's current (it follows a
+    merge or a pool: its own updates and spikes; weight fields zero);
+    ``merge`` for a :class:`~snncost.graph.nodes.MergeNode` (``merge_op``;
+    ``elementwise_ops`` per step, its event inputs in ``input_events`` and the
+    spikes it hands on in ``output_spikes``, both with multiplicity).
+    ``neuron`` says what integrates the layer's output (``lif`` spiking
+    layer, ``relu`` in an ANN, ``output`` for the non-spiking read-out,
+    ``none`` when the current flows on into a merge or a pool and a
+    ``neuron`` row integrates it later).
     ``analog`` is True when the layer's input is dense analog values (the
     direct-coded first layer of an SNN, every ANN layer): it performs MACs.
+    ``charge``, ``reset``, ``reset_value`` and ``leak`` are the neuron kind
+    (:class:`~snncost.graph.nodes.LIFNode`), what the cost model prices a
+    neuron update by.
     """
 
     name: str
-    kind: Literal["conv", "linear"]
-    neuron: Literal["lif", "relu", "output"]
+    kind: Literal["conv", "linear", "neuron", "merge"]
+    neuron: Literal["lif", "relu", "output", "none"]
     input_shape: tuple[int, ...]  # per sample, e.g. (C, H, W)
     output_shape: tuple[int, ...]
     weight_count: int
@@ -64,6 +76,9 @@ class LayerCounts:
     neuron_updates: np.ndarray  # membrane / activation updates
     output_spikes: np.ndarray  # spikes emitted (0 for ``output``/``relu``)
     leak: float = 1.0  # 1.0 = IF (no leak multiply needed)
+    charge: str = "leak"  # LIFNode.charge
+    reset: str = "soft"  # LIFNode.reset
+    reset_value: float = 0.0
     analog: bool = False
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
@@ -77,6 +92,13 @@ class LayerCounts:
     # ANN only, counted on real inputs (None when the ANN was counted without data):
     nonzero_inputs: np.ndarray | None = None  # nonzero input activations
     nonzero_input_macs: np.ndarray | None = None  # real-tap MACs whose activation is nonzero
+    # merge rows only
+    merge_op: str = ""
+    elementwise_ops: np.ndarray | None = None  # per step: element-wise operations (0 for concat)
+
+    @property
+    def is_weight_layer(self) -> bool:
+        return self.kind in ("conv", "linear")
 
     @property
     def neurons(self) -> int:

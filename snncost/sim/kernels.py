@@ -29,8 +29,19 @@ two float32 operations in the same order as the layer's forward pass, so
 the replay of a quantized network is bit-exact. Float layers pass
 ``scale = 1``.
 
-``mode``: 0 = LIF neurons (spikes out), 1 = output read-out (the current is
-summed over T into ``acc_out``; the caller divides by T).
+``mode``: 0 = neurons (spikes out), 1 = output read-out (the current is
+summed over T into ``acc_out``; the caller divides by T), 2 = the current
+of every step written to ``cur_out`` (it flows into a merge or a pool, and
+:func:`neuron_layer` integrates it later).
+
+Neurons follow :class:`snncost.graph.nodes.LIFNode`'s charge table (one
+rule per ``charge``, :data:`CHARGE_CODES`), fire at ``h >= theta`` and
+reset soft (``h - theta``) or hard (to ``reset_value``).
+
+An input event of value ``s`` is ``|s|`` spikes at one address (a SEW ADD
+of two spike maps gives 2): it adds ``s * W`` once (exact) and counts
+``|s|`` input events and ``|s|`` times its accumulates, what a chip that
+receives ``|s|`` spikes performs.
 """
 
 from __future__ import annotations
@@ -42,10 +53,40 @@ from numba import njit, prange
 EVENTS, SYNOPS, SPIKES, SYNOPS_NZ, ACTIVE = 0, 1, 2, 3, 4
 N_COUNTS = 5
 
+#: LIFNode.charge -> the rule index :func:`_charge` branches on
+CHARGE_CODES = {"leak": 0, "decay-input": 1, "no-decay-input": 2, "plif-decay-input": 3, "plif-no-decay-input": 4}
+
+
+@njit(cache=True, inline="always")
+def _charge(charge, u, i, nc):
+    """``h`` of one neuron (:class:`~snncost.graph.nodes.LIFNode`'s table), float32, left to right.
+
+    ``nc`` = ``[leak, tau, decay, reset_value_in_charge, theta, u0]`` (float32);
+    ``charge`` is the index of the rule in :data:`CHARGE_CODES`.
+    """
+    if charge == 0:
+        return nc[0] * u + i
+    if charge == 1:
+        return u + (i - (u - nc[3])) / nc[1]
+    if charge == 2:
+        return u - (u - nc[3]) / nc[1] + i
+    if charge == 3:
+        return u + (i - (u - nc[3])) * nc[2]
+    return u - (u - nc[3]) * nc[2] + i
+
+
+@njit(cache=True, inline="always")
+def _fire(h, hard, nc):
+    """``(spike, new membrane)``: ``h >= theta``; soft reset ``h - theta``, hard reset to ``u0``."""
+    if h >= nc[4]:
+        return 1, (nc[5] if hard else h - nc[4])
+    return 0, h
+
 
 @njit(cache=True)
-def _neurons(cur, u, scale, bias, npos, n_out, leak, theta, mode, spk_row, acc):
-    """LIF update of every neuron (mode 0) or read-out accumulation (mode 1); returns spikes.
+def _neurons(cur, u, scale, bias, npos, n_out, charge, hard, nc, mode, spk_row, acc, cur_row):
+    """Neuron update of every neuron (mode 0), read-out accumulation (mode 1), or the
+    current handed on (mode 2, written to ``cur_row`` in CHW order); returns spikes.
 
     The input current of neuron ``(p, o)`` is ``I = cur * scale[o] + bias[o]``
     (two rounded float32 operations, as ``conv(x, codes) * scale + bias`` in
@@ -59,19 +100,20 @@ def _neurons(cur, u, scale, bias, npos, n_out, leak, theta, mode, spk_row, acc):
             for o in range(n_out):
                 j = base + o
                 i = cur[j] * scale[o] + bias[o]
-                h = leak * u[j] + i
-                if h >= theta:
-                    u[j] = h - theta
-                    spk_row[o * npos + p] = 1
-                    fired += 1
-                else:
-                    u[j] = h
-                    spk_row[o * npos + p] = 0
-    else:
+                s, v = _fire(_charge(charge, u[j], i, nc), hard, nc)
+                u[j] = v
+                spk_row[o * npos + p] = s
+                fired += s
+    elif mode == 1:
         for p in range(npos):
             base = p * n_out
             for o in range(n_out):
                 acc[base + o] += cur[base + o] * scale[o] + bias[o]
+    else:
+        for p in range(npos):
+            base = p * n_out
+            for o in range(n_out):
+                cur_row[o * npos + p] = cur[base + o] * scale[o] + bias[o]
     return fired
 
 
@@ -84,8 +126,8 @@ def _to_chw(acc_hwc, out_row, npos, n_out):
 
 @njit(cache=True)
 def _event_sample(
-    spk, fmap, fval, H, W, wt, nzc, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, leak, theta, mode,
-    spk_out, acc_out, counts,
+    spk, fmap, fval, H, W, wt, nzc, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, charge, hard, nc,
+    mode, spk_out, acc_out, cur_out, counts,
 ):  # fmt: skip
     """One sample over all T steps (serial code, so LLVM vectorises the column loop)."""
     T = spk.shape[0]
@@ -93,7 +135,7 @@ def _event_sample(
     npos = Ho * Wo
     hw = H * W
     cur = np.empty(npos * O, np.float32)
-    u = np.zeros(npos * O, np.float32)
+    u = np.full(npos * O, nc[5], np.float32)
     acc = np.zeros(npos * O if mode == 1 else 1, np.float32)
     touched = np.zeros(npos, np.bool_)  # output positions that received input this step
     for t in range(T):
@@ -110,7 +152,8 @@ def _event_sample(
             j = fmap[i]
             if j < 0:
                 continue
-            nev += 1
+            m = abs(np.int64(s))  # multiplicity: m spikes at one address (a SEW ADD gives 2)
+            nev += m
             val = fval * np.float32(s)
             unit = val == np.float32(1.0)  # x * 1 == x exactly: skip the multiply
             c = j // hw
@@ -150,9 +193,9 @@ def _event_sample(
                     else:
                         for o in range(O):
                             dst[o] += val * col[o]
-                    nsyn += O
-                    nsyn_nz += nzc[tap]
-        fired = _neurons(cur, u, scale, bias, npos, O, leak, theta, mode, spk_out[t], acc)
+                    nsyn += O * m
+                    nsyn_nz += nzc[tap] * m
+        fired = _neurons(cur, u, scale, bias, npos, O, charge, hard, nc, mode, spk_out[t], acc, cur_out[t])
         counts[t, EVENTS] = nev
         counts[t, SYNOPS] = nsyn
         counts[t, SPIKES] = fired
@@ -183,11 +226,13 @@ def event_layer(
     pw,
     Ho,
     Wo,
-    leak,  # float32
-    theta,  # float32
+    charge,  # int: index in CHARGE_CODES
+    hard,  # bool: hard reset
+    nc,  # float32 [6]: neuron constants (see _charge)
     mode,
     spk_out,  # int8 [B, T, O*Ho*Wo] (mode 0)
     acc_out,  # float32 [B, O*Ho*Wo] (mode 1): sum over T of the current
+    cur_out,  # float32 [B, T, O*Ho*Wo] (mode 2): the current of every step
     counts,  # int64 [B, T, N_COUNTS]
 ):
     """Event-driven layer over a chunk: ``prange`` over samples."""
@@ -195,16 +240,17 @@ def event_layer(
     for b in prange(B):
         so = spk_out[b] if mode == 0 else spk_out[0]
         ao = acc_out[b] if mode == 1 else acc_out[0]
+        co = cur_out[b] if mode == 2 else cur_out[0]
         _event_sample(
             spk_in[b], fmap, fval, H, W, wt, nzc, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo,
-            leak, theta, mode, so, ao, counts[b],
+            charge, hard, nc, mode, so, ao, co, counts[b],
         )  # fmt: skip
 
 
 @njit(cache=True)
 def _dense_sample(
-    xb, C, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, leak, theta, mode,
-    spk_out, acc_out, counts,
+    xb, C, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, charge, hard, nc, mode,
+    spk_out, acc_out, cur_out, counts,
 ):  # fmt: skip
     npos = Ho * Wo
     hw = H * W
@@ -227,10 +273,10 @@ def _dense_sample(
                         col = wt[wb : wb + O]
                         for o in range(O):
                             dst[o] += v * col[o]
-    u = np.zeros(npos * O, np.float32)
+    u = np.full(npos * O, nc[5], np.float32)
     acc = np.zeros(npos * O if mode == 1 else 1, np.float32)
     for t in range(T):
-        fired = _neurons(cur, u, scale, bias, npos, O, leak, theta, mode, spk_out[t], acc)
+        fired = _neurons(cur, u, scale, bias, npos, O, charge, hard, nc, mode, spk_out[t], acc, cur_out[t])
         counts[t, EVENTS] = 0
         counts[t, SYNOPS] = 0
         counts[t, SPIKES] = fired
@@ -259,11 +305,13 @@ def dense_layer(
     Ho,
     Wo,
     T,
-    leak,
-    theta,
+    charge,
+    hard,
+    nc,
     mode,
     spk_out,  # int8 [B, T, O*Ho*Wo]
     acc_out,  # float32 [B, O*Ho*Wo]
+    cur_out,  # float32 [B, T, O*Ho*Wo] (mode 2)
     counts,  # int64 [B, T, N_COUNTS]
 ):
     """Dense (MAC) first layer on an analog input that is the same at every step."""
@@ -271,9 +319,10 @@ def dense_layer(
     for b in prange(B):
         so = spk_out[b] if mode == 0 else spk_out[0]
         ao = acc_out[b] if mode == 1 else acc_out[0]
+        co = cur_out[b] if mode == 2 else cur_out[0]
         _dense_sample(
-            x[b], C, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, leak, theta, mode,
-            so, ao, counts[b],
+            x[b], C, H, W, wt, scale, bias, O, kh, kw, sh, sw, ph, pw, Ho, Wo, T, charge, hard, nc, mode,
+            so, ao, co, counts[b],
         )  # fmt: skip
 
 
@@ -315,3 +364,24 @@ def stream_columns(wt, O, cols, offs, acc):
         for o in range(O):
             dst[o] += col[o]
     return cols.shape[0] * O
+
+
+@njit(parallel=True, cache=True)
+def neuron_layer(cur, charge, hard, nc, spk_out, counts):
+    """Neurons fed by a materialised current ``float32 [B, T, N]`` (a merge's output):
+    spikes into ``spk_out`` ``int8 [B, T, N]``; ``counts[b, t, SPIKES]`` per step."""
+    B = cur.shape[0]
+    T = cur.shape[1]
+    N = cur.shape[2]
+    for b in prange(B):
+        u = np.full(N, nc[5], np.float32)
+        for t in range(T):
+            row = cur[b, t]
+            out = spk_out[b, t]
+            fired = 0
+            for j in range(N):
+                s, v = _fire(_charge(charge, u[j], row[j], nc), hard, nc)
+                u[j] = v
+                out[j] = s
+                fired += s
+            counts[b, t, SPIKES] = fired

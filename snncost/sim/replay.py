@@ -1,233 +1,63 @@
 """The event-driven replay of a :class:`~snncost.graph.LayerGraph`: :func:`simulate`.
 
-The graph is first compiled into a plan of *stages*, one per weight layer:
-the transforms between the previous spiking layer and this weight layer
-(average pools folded into the events, max pools materialised, flatten),
-the weights pre-transposed to ``[C, kh, kw, O]`` (a column over the output
-channels is contiguous; integer codes for a quantized layer, whose
-per-channel scale is applied to each step's accumulated current before the
-bias, see docs/simulator.md), and what integrates the current (a LIF layer
-or the non-spiking output). Each stage runs as one numba kernel call per chunk of
-samples (see :mod:`snncost.sim.kernels`).
+The graph (any acyclic topology) is first compiled into a plan of steps
+(:mod:`snncost.sim.plan`): one numba kernel call per weight layer, with its
+neuron layer fused when that layer's current goes only into it (the chain
+case, as fast as ever), and element-wise steps for what joins branches
+(merges), pools on spike maps or currents, and neuron layers fed by a
+merge. Each step runs once per chunk of samples (see :mod:`snncost.sim.kernels`).
 
 Counted events (also in docs/simulator.md and :mod:`snncost.sim.counts`),
-per weight layer, per step, summed over the batch; no memory traffic and no
-widths (those are the cost model's, :mod:`snncost.costmodel`):
+per step, summed over the batch; no memory traffic and no widths (those are
+the cost model's, :mod:`snncost.costmodel`). One row per weight layer:
 
-- ``input_events``: nonzero inputs processed as events (pre-pool spikes when
-  an average pool is folded; pooled spikes after a max pool; signed Poisson
-  input spikes). 0 for the dense analog first layer.
+- ``input_events``: spikes processed as events (pre-pool spikes when an
+  average pool is folded; pooled spikes after a max pool; signed Poisson
+  input spikes; an event of multiplicity ``m``, after a SEW ADD, is ``m``
+  spikes). 0 for the dense analog first layer.
 - ``synaptic_ops``: accumulates actually performed, ``sum over events of
-  (reached output positions) * O``, borders and stride respected;
+  m * (reached output positions) * O``, borders and stride respected;
   ``synaptic_ops_nonzero``: those whose weight is nonzero.
 - ``macs``: dense analog first layer only, its real-tap (border-exact) MACs
   of one pass, reported at every step: the replay computes the current once,
   and whether a chip recomputes it every step is a cost-model option.
-- ``neuron_updates``: every neuron every step (LIF, or the output
-  integrator), bias added as part of the update; ``active_neurons``: those
-  that received synaptic input in the step (the rest only leak).
+- ``neuron_updates``: every neuron every step when the layer's neurons are
+  fused (LIF, or the output integrator), bias added as part of the update;
+  0 when its current flows on to a merge or pool (``neuron="none"``);
+  ``active_neurons``: those that received synaptic input in the step.
 - ``output_spikes``: spikes emitted (0 for the output layer).
+
+One ``kind="neuron"`` row per neuron layer (or read-out) fed by anything
+but one fused weight layer: ``neuron_updates`` (every neuron, every step),
+``output_spikes``. One ``kind="merge"`` row per merge: ``elementwise_ops``
+(one per output element and step; 0 for ``concat``), ``input_events``
+(spikes arriving on its event inputs, counted with multiplicity) and
+``output_spikes`` (spikes it hands on, with multiplicity).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from snncost.graph.layergraph import LayerGraph
-from snncost.graph.nodes import (
-    ConvNode,
-    FlattenNode,
-    InputNode,
-    LIFNode,
-    OutputNode,
-    PoolNode,
-    ReLUNode,
-    WeightNode,
-)
+from snncost.graph.nodes import LIFNode, WeightNode
 from snncost.sim import kernels as K
 from snncost.sim.counts import LayerCounts, RunCounts, layer_shape_facts
+from snncost.sim.plan import (
+    DensePoolStep,
+    MaxPoolStep,
+    MergeStep,
+    NeuronStep,
+    Plan,
+    ReadoutStep,
+    Stage,
+    Value,
+    compile_plan,
+    neuron_constants,
+)
 
-SPIKE_MAP_BUDGET = 1 << 28  # bytes of one int8 [B, T, N] spike map per chunk
-
-
-@dataclass
-class _MaxPool:
-    C: int
-    H: int
-    W: int
-    k: int
-
-    @property
-    def out_size(self) -> int:
-        return self.C * (self.H // self.k) * (self.W // self.k)
-
-
-@dataclass
-class _Stage:
-    node: WeightNode
-    source: str  # "events" | "analog"
-    pre: list = field(default_factory=list)  # _MaxPool ops (events) / PoolNode, FlattenNode (analog)
-    fmap: np.ndarray | None = None  # int32 fold map (events)
-    fval: float = 1.0
-    neuron: LIFNode | None = None  # None: output read-out
-    # conv geometry, linear as a 1x1 conv on (F, 1, 1)
-    geom: tuple = ()
-    wt: np.ndarray | None = None
-    nzc: np.ndarray | None = None  # int64 [C*kh*kw]: nonzero weights per weight column
-    scale: np.ndarray | None = None  # float32 [O]: weight scale (ones for float weights)
-    bias: np.ndarray | None = None
-    src_size: int = 0  # length of the event rows fed to the kernel
-
-    @property
-    def out_size(self) -> int:
-        return int(np.prod(self.node.out_shape))
-
-
-def _geometry(node: WeightNode) -> tuple:
-    if isinstance(node, ConvNode):
-        c, h, w = node.in_shape
-        o, _, kh, kw = node.weight.shape
-        (sh, sw), (ph, pw) = node.stride, node.padding
-        _, ho, wo = node.out_shape
-        wt = node.weight.transpose(1, 2, 3, 0)
-    else:
-        (c,) = node.in_shape
-        h = w = kh = kw = sh = sw = ho = wo = 1
-        ph = pw = 0
-        o = node.weight.shape[0]
-        wt = node.weight.T
-    geom = (c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo)
-    wt = np.ascontiguousarray(wt, dtype=np.float32).reshape(-1)
-    bias = np.zeros(o, np.float32) if node.bias is None else np.ascontiguousarray(node.bias, np.float32)
-    return geom, wt, _scale(node, o), bias
-
-
-def _nonzero_columns(wt: np.ndarray, o: int) -> np.ndarray:
-    """Nonzero weights in each ``[O]`` column of the transposed weights (ACs of a weight-sparse chip)."""
-    return np.ascontiguousarray((wt.reshape(-1, o) != 0).sum(axis=1), dtype=np.int64)
-
-
-def _scale(node: WeightNode, o: int) -> np.ndarray:
-    """The per-output-channel weight scale ``[O]`` (ones for float weights)."""
-    if node.weight_scale is None:
-        return np.ones(o, np.float32)
-    scale = np.asarray(node.weight_scale, np.float32).reshape(-1)
-    if scale.size == 1:
-        return np.full(o, scale[0], np.float32)
-    if scale.size != o:
-        raise ValueError(f"{node.name}: weight_scale has {scale.size} values for {o} output channels")
-    return np.ascontiguousarray(scale)
-
-
-def _pool_map(shape: tuple[int, ...], k: int) -> np.ndarray:
-    """For each flat index of a ``(C, H, W)`` map, the flat index after a ``k`` pool (or -1)."""
-    c, h, w = shape
-    hp, wp = h // k, w // k
-    cc, yy, xx = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
-    out = cc * (hp * wp) + (yy // k) * wp + (xx // k)
-    out[(yy // k >= hp) | (xx // k >= wp)] = -1
-    return out.reshape(-1).astype(np.int64)
-
-
-def compile_plan(graph: LayerGraph) -> list[_Stage]:
-    """Turn a spiking chain graph into replay stages (raises ValueError on unsupported topologies)."""
-    if not graph.is_chain():
-        raise ValueError("the replay supports chain graphs only (one path from input to output)")
-    nodes = list(graph)
-    inp = nodes[0]
-    if not isinstance(inp, InputNode):
-        raise ValueError("the graph must start with its input node")
-    if inp.encoding not in ("direct", "poisson"):
-        raise ValueError(f"graph input encoding is {inp.encoding!r}: simulate needs a spiking graph (use ann_counts for ANNs)")
-    source = "analog" if inp.encoding == "direct" else "events"
-    shape = tuple(inp.shape)
-    fold: np.ndarray | None = None  # pending average-pool fold map over the current event rows
-    fval = 1.0
-    pre: list = []
-    stages: list[_Stage] = []
-    pending: _Stage | None = None
-    for node in nodes[1:]:
-        if pending is not None:
-            if isinstance(node, LIFNode):
-                pending.neuron = node
-            elif isinstance(node, OutputNode):
-                pending.neuron = None
-            else:
-                raise ValueError(
-                    f"{pending.node.name} is followed by {node.name} ({node.type_name}); "
-                    "the replay needs every weight layer to feed a LIF layer or the output"
-                )
-            stages.append(pending)
-            pending = None
-            source, shape, fold, fval, pre = "events", tuple(node.out_shape), None, 1.0, []
-            if isinstance(node, OutputNode):
-                break
-            continue
-        if isinstance(node, PoolNode):
-            if source == "analog":
-                pre.append(node)
-            elif node.kind == "avg":
-                m = _pool_map(shape, node.kernel)
-                fold = m if fold is None else np.where(fold >= 0, m[np.maximum(fold, 0)], -1)
-                fval *= 1.0 / (node.kernel * node.kernel)
-            else:
-                if fold is not None:
-                    raise ValueError(f"{node.name}: a max pool after an average pool is not supported by the replay")
-                pre.append(_MaxPool(*shape, node.kernel))
-            shape = tuple(node.out_shape)
-        elif isinstance(node, FlattenNode):
-            if source == "analog":
-                pre.append(node)
-            shape = tuple(node.out_shape)
-        elif isinstance(node, WeightNode):
-            if int(np.prod(shape)) != int(np.prod(node.in_shape)):
-                raise ValueError(f"{node.name}: input size {shape} does not match {node.in_shape}")
-            geom, wt, scale, bias = _geometry(node)
-            st = _Stage(
-                node=node, source=source, pre=pre, fval=fval, geom=geom, wt=wt, scale=scale, bias=bias,
-                nzc=_nonzero_columns(wt, geom[3]),
-            )  # fmt: skip
-            if source == "events":
-                n_rows = pre[-1].out_size if pre else None
-                if fold is not None:
-                    st.fmap = fold.astype(np.int32)
-                else:
-                    size = n_rows if n_rows is not None else int(np.prod(shape))
-                    st.fmap = np.arange(size, dtype=np.int32)
-                st.src_size = len(st.fmap)
-            pending = st
-        elif isinstance(node, LIFNode):
-            raise ValueError(f"{node.name}: a LIF layer must follow a weight layer in the replay")
-        elif isinstance(node, ReLUNode):
-            raise ValueError(f"{node.name}: ReLU in the graph; simulate replays SNNs (use ann_counts)")
-        elif isinstance(node, OutputNode):
-            raise ValueError(f"{node.name}: the output node must follow a weight layer")
-        else:
-            raise ValueError(f"{node.name}: node type {node.type_name} not supported by the replay")
-    if pending is not None:  # graph ends at a weight layer: read it out
-        stages.append(pending)
-    if not stages:
-        raise ValueError("the graph has no weight layers")
-    return stages
-
-
-def _analog_pre(x: np.ndarray, pre: list) -> np.ndarray:
-    """Dense pooling/flatten on the analog input ``[B, ...]`` (before the first weight layer)."""
-    for op in pre:
-        if isinstance(op, PoolNode):
-            b, c, h, w = x.shape
-            k = op.kernel
-            v = x[:, :, : (h // k) * k, : (w // k) * k].reshape(b, c, h // k, k, w // k, k)
-            if op.kind == "avg":
-                x = (v.sum(axis=(3, 5), dtype=np.float32) / np.float32(k * k)).astype(np.float32)
-            else:
-                x = v.max(axis=(3, 5))
-        else:
-            x = x.reshape(x.shape[0], -1)
-    return np.ascontiguousarray(x, dtype=np.float32).reshape(x.shape[0], -1)
+SPIKE_MAP_BUDGET = 1 << 28  # bytes of the largest [B, T, N] array (int8 spikes, float32 currents) per chunk
 
 
 def _as_numpy(x) -> np.ndarray:
@@ -275,7 +105,7 @@ def simulate(
 
         x0 = _as_numpy(inputs)
         graph = build_graph(graph, input_shape=getattr(graph, "input_shape", None) or x0.shape[-3:])
-    stages = compile_plan(graph)
+    plan = compile_plan(graph)
     inp = graph.input
     x = _as_numpy(inputs)
     in_shape = tuple(inp.shape)
@@ -303,92 +133,258 @@ def simulate(
     if B < 1:
         raise ValueError("empty input batch")
 
-    max_n = max([int(np.prod(in_shape))] + [s.out_size for s in stages])
-    chunk = max(1, min(int(batch_size), SPIKE_MAP_BUDGET // max(1, T * max_n)))
-    totals = [np.zeros((T, K.N_COUNTS), np.int64) for _ in stages]
-    logits_parts: list[np.ndarray] = []
-    spikes_parts: dict[str, list[np.ndarray]] = {s.neuron.name: [] for s in stages if s.neuron is not None}
-
+    chunk = max(1, min(int(batch_size), SPIKE_MAP_BUDGET // max(1, T * max(plan.array_bytes.values()))))
+    runner = _Runner(plan, T, record_spikes)
     for start in range(0, B, chunk):
         stop = min(B, start + chunk)
         nb = stop - start
         if inp.encoding == "direct":
-            cur_in = x[start:stop]
+            first = x[start:stop].reshape(nb, -1)
         else:
-            cur_in = np.ascontiguousarray(x[:, start:stop].reshape(T, nb, -1).transpose(1, 0, 2))
-        for si, st in enumerate(stages):
-            (c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo) = st.geom
-            n_out = st.out_size
-            mode = 0 if st.neuron is not None else 1
-            leak = np.float32(st.neuron.leak if st.neuron else 1.0)
-            theta = np.float32(st.neuron.threshold if st.neuron else 1.0)
-            spk_out = np.zeros((nb, T, n_out) if mode == 0 else (1, T, 1), np.int8)
-            acc_out = np.zeros((nb, n_out) if mode == 1 else (1, 1), np.float32)
-            counts = np.zeros((nb, T, K.N_COUNTS), np.int64)
-            if st.source == "analog":
-                xa = _analog_pre(np.asarray(cur_in, np.float32), st.pre)
-                K.dense_layer(xa, c, h, w, st.wt, st.scale, st.bias, o, kh, kw, sh, sw, ph, pw, ho, wo, T,
-                              leak, theta, mode, spk_out, acc_out, counts)  # fmt: skip
-            else:
-                ev = cur_in
-                for mp in st.pre:
-                    pooled = np.empty((nb, T, mp.out_size), np.int8)
-                    K.maxpool_spikes(ev, mp.C, mp.H, mp.W, mp.k, pooled)
-                    ev = pooled
-                if ev.shape[2] != st.src_size:
-                    raise AssertionError(f"{st.node.name}: event rows {ev.shape[2]} != {st.src_size}")
-                K.event_layer(ev, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.nzc, st.scale, st.bias, o,
-                              kh, kw, sh, sw, ph, pw, ho, wo, leak, theta, mode, spk_out, acc_out, counts)  # fmt: skip
-            totals[si] += counts.sum(axis=0)
-            if mode == 0:
-                if record_spikes:
-                    shape = tuple(st.neuron.shape)
-                    spikes_parts[st.neuron.name].append(
-                        spk_out.transpose(1, 0, 2).reshape(T, nb, *shape).astype(np.uint8)
-                    )
-                cur_in = spk_out
-            else:
-                logits_parts.append((acc_out / np.float32(T)).astype(np.float32))
+            first = np.ascontiguousarray(x[:, start:stop].reshape(T, nb, -1).transpose(1, 0, 2))
+        runner.run_chunk(inp.name, first)
 
-    layers = [_layer_counts(st, tot, T, B) for st, tot in zip(stages, totals, strict=True)]
     logits = None
-    if logits_parts:
-        logits = np.concatenate(logits_parts, axis=0).reshape(B, *stages[-1].node.out_shape)
-        if logits.ndim > 2:
-            logits = logits.reshape(B, -1)
+    if runner.logits_parts:
+        logits = np.concatenate(runner.logits_parts, axis=0).reshape(B, -1)
     run = RunCounts(
         model="snn",
         timesteps=T,
         batch_size=B,
-        layers=layers,
+        layers=runner.layer_counts(B),
         logits=logits,
         labels=None if labels is None else _as_numpy(labels),
     )
     run.extra["encoding"] = inp.encoding
     run.extra["chunk"] = chunk
     if record_spikes:
-        run.extra["spikes"] = {k: np.concatenate(v, axis=1) for k, v in spikes_parts.items() if v}
+        run.extra["spikes"] = {
+            name: np.concatenate(parts, axis=1).reshape(T, B, *plan.values[name].shape)
+            for name, parts in runner.spikes_parts.items()
+            if parts
+        }
     return run
 
 
-def _layer_counts(st: _Stage, tot: np.ndarray, T: int, B: int) -> LayerCounts:
-    node = st.node
-    analog = st.source == "analog"
+def _dense(v: Value, store: dict[str, np.ndarray], T: int) -> np.ndarray:
+    """A value as float32 ``[B, T, N]``: analog values repeated over T, spikes as their values,
+    average-pooled spikes as (sum of the window) / k^2."""
+    a = store[v.key]
+    if v.kind == "analog":
+        return np.broadcast_to(a[:, None, :], (a.shape[0], T, a.shape[1]))
+    if v.kind == "current":
+        return a
+    if v.fold is None:
+        return a.astype(np.float32)
+    keep = v.fold >= 0
+    sums = np.zeros((a.shape[0], T, v.size), np.int32)
+    np.add.at(sums, (slice(None), slice(None), v.fold[keep]), a[:, :, keep].astype(np.int32))
+    return sums.astype(np.float32) / np.float32(v.divisor)
+
+
+def _dense_pool(a: np.ndarray, shape: tuple[int, ...], kind: str, k: int) -> np.ndarray:
+    """Pooling (kernel == stride, no padding) of ``[..., C*H*W]`` float32 values."""
+    lead = a.shape[:-1]
+    c, h, w = shape
+    v = a.reshape(*lead, c, h, w)[..., : (h // k) * k, : (w // k) * k].reshape(*lead, c, h // k, k, w // k, k)
+    if kind == "avg":
+        out = (v.sum(axis=(-3, -1), dtype=np.float32) / np.float32(k * k)).astype(np.float32)
+    else:
+        out = v.max(axis=(-3, -1))
+    return np.ascontiguousarray(out, dtype=np.float32).reshape(*lead, -1)
+
+
+def _per_step_abs(a: np.ndarray) -> np.ndarray:
+    """Sum of ``|value|`` per step of an int8 ``[B, T, N]`` spike map (spikes with multiplicity)."""
+    return np.abs(a.astype(np.int64)).sum(axis=(0, 2))
+
+
+class _Runner:
+    """Runs a :class:`Plan` chunk by chunk and keeps the per-row totals over the batch."""
+
+    def __init__(self, plan: Plan, T: int, record_spikes: bool) -> None:
+        self.plan, self.T, self.record = plan, T, record_spikes
+        self.totals = {self._row(s): np.zeros((T, K.N_COUNTS), np.int64) for s in plan.steps if self._row(s)}
+        self.logits_parts: list[np.ndarray] = []
+        self.spikes_parts: dict[str, list[np.ndarray]] = {n: [] for n in plan.spiking}
+
+    @staticmethod
+    def _row(step) -> str:
+        """The counts row a step adds to ('' for pools: their work is counted by the consumer)."""
+        if isinstance(step, (Stage, MergeStep, NeuronStep, ReadoutStep)):
+            return step.node.name
+        return ""
+
+    def run_chunk(self, input_name: str, first: np.ndarray) -> None:
+        store = {input_name: first}
+        nb = first.shape[0]
+        handlers = {
+            Stage: self._stage,
+            MaxPoolStep: self._maxpool,
+            DensePoolStep: self._densepool,
+            MergeStep: self._merge,
+            NeuronStep: self._neuron,
+            ReadoutStep: self._readout,
+        }
+        for step, done in zip(self.plan.steps, self.plan.free_after, strict=True):
+            handlers[type(step)](step, store, nb)
+            for key in done:
+                store.pop(key, None)
+
+    def _keep_spikes(self, name: str, spikes: np.ndarray, store: dict) -> None:
+        store[name] = spikes
+        if self.record and name in self.spikes_parts:
+            self.spikes_parts[name].append(spikes.transpose(1, 0, 2).astype(np.uint8))
+
+    def _stage(self, st: Stage, store: dict, nb: int) -> None:
+        T = self.T
+        (c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo) = st.geom
+        n_out = st.out_size
+        charge, hard, nc = neuron_constants(st.neuron)
+        spk_out = np.zeros((nb, T, n_out) if st.mode == 0 else (1, T, 1), np.int8)
+        acc_out = np.zeros((nb, n_out) if st.mode == 1 else (1, 1), np.float32)
+        cur_out = np.zeros((nb, T, n_out) if st.mode == 2 else (1, T, 1), np.float32)
+        counts = np.zeros((nb, T, K.N_COUNTS), np.int64)
+        src = store[st.source.key]
+        if st.source.kind == "analog":
+            K.dense_layer(src, c, h, w, st.wt, st.scale, st.bias, o, kh, kw, sh, sw, ph, pw, ho, wo, T,
+                          charge, hard, nc, st.mode, spk_out, acc_out, cur_out, counts)  # fmt: skip
+        else:
+            K.event_layer(src, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.nzc, st.scale, st.bias, o,
+                          kh, kw, sh, sw, ph, pw, ho, wo, charge, hard, nc, st.mode, spk_out, acc_out, cur_out,
+                          counts)  # fmt: skip
+        self.totals[st.node.name] += counts.sum(axis=0)
+        if st.mode == 0:
+            self._keep_spikes(st.out_key, spk_out, store)
+        elif st.mode == 1:
+            self.logits_parts.append((acc_out / np.float32(T)).astype(np.float32))
+        else:
+            store[st.out_key] = cur_out
+
+    def _maxpool(self, step: MaxPoolStep, store: dict, nb: int) -> None:
+        c, h, w, k = step.geom
+        pooled = np.empty((nb, self.T, c * (h // k) * (w // k)), np.int8)
+        K.maxpool_spikes(store[step.source.key], c, h, w, k, pooled)
+        store[step.node.name] = pooled
+
+    def _densepool(self, step: DensePoolStep, store: dict, nb: int) -> None:
+        node = step.node
+        store[node.name] = _dense_pool(store[step.source.key], step.source.shape, node.kind, int(node.kernel))
+
+    def _merge(self, step: MergeStep, store: dict, nb: int) -> None:
+        out = step.out
+        if out.kind == "events":
+            xs = [store[v.key].astype(np.int16) if step.node.op == "add" else store[v.key] for v in step.sources]
+        elif out.kind == "analog":
+            xs = [store[v.key] for v in step.sources]
+        else:
+            xs = [_dense(v, store, self.T) for v in step.sources]
+        res = step.rule.apply(xs, lambda arrs: np.concatenate(arrs, axis=-1))
+        tot = self.totals[step.node.name]
+        for v in step.sources:
+            if v.kind == "events":
+                tot[:, K.EVENTS] += _per_step_abs(store[v.key])
+        if out.kind == "events":
+            res = res.astype(np.int8)
+            tot[:, K.SPIKES] += _per_step_abs(res)
+        else:
+            res = np.ascontiguousarray(res, dtype=np.float32)
+        if step.rule.elementwise:
+            tot[:, K.SYNOPS] += out.size * nb  # element-wise operations (the merge row's own slot)
+        store[step.node.name] = res
+
+    def _neuron(self, step: NeuronStep, store: dict, nb: int) -> None:
+        cur = np.ascontiguousarray(_dense(step.source, store, self.T), dtype=np.float32)
+        charge, hard, nc = neuron_constants(step.node)
+        spikes = np.zeros(cur.shape, np.int8)
+        counts = np.zeros((nb, self.T, K.N_COUNTS), np.int64)
+        K.neuron_layer(cur, charge, hard, nc, spikes, counts)
+        self.totals[step.node.name] += counts.sum(axis=0)
+        self._keep_spikes(step.node.name, spikes, store)
+
+    def _readout(self, step: ReadoutStep, store: dict, nb: int) -> None:
+        cur = _dense(step.source, store, self.T)
+        acc = np.zeros((nb, cur.shape[2]), np.float32)
+        for t in range(self.T):  # in time order, as the output integrator sums
+            acc += cur[:, t]
+        self.logits_parts.append((acc / np.float32(self.T)).astype(np.float32))
+
+    # -- rows -----------------------------------------------------------------
+    def layer_counts(self, B: int) -> list[LayerCounts]:
+        stages = self.plan.stages
+        net_format = "int" if all(s.node.number_format == "int" for s in stages) else "float"
+        net_bits = max(int(s.node.weight_bits) for s in stages)
+        rows = []
+        for step in self.plan.steps:
+            name = self._row(step)
+            if not name:
+                continue
+            tot = self.totals[name]
+            if isinstance(step, Stage):
+                rows.append(_stage_counts(step, tot, self.T, B))
+            else:
+                rows.append(_other_counts(step, tot, self.T, B, net_format, net_bits))
+        return rows
+
+
+def _neuron_fields(node: LIFNode | None) -> dict:
+    """The neuron kind a row's updates follow (what the cost model prices them by)."""
+    if node is None:
+        return {}
+    return {"leak": float(node.leak), "charge": node.charge, "reset": node.reset, "reset_value": float(node.reset_value)}
+
+
+def _stage_counts(st: Stage, tot: np.ndarray, T: int, B: int) -> LayerCounts:
+    node: WeightNode = st.node
+    analog = st.source.kind == "analog"
     macs = np.full(T, node.real_macs * B if analog else 0, np.int64)
+    neuron = {0: "lif", 1: "output", 2: "none"}[st.mode]
+    updates = 0 if st.mode == 2 else st.out_size * B
     return LayerCounts(
         name=node.name,
-        neuron="lif" if st.neuron is not None else "output",
+        neuron=neuron,
         input_events=tot[:, K.EVENTS].copy(),
         synaptic_ops=tot[:, K.SYNOPS].copy(),
         synaptic_ops_nonzero=tot[:, K.SYNOPS_NZ].copy(),
         macs=macs,
-        neuron_updates=np.full(T, st.out_size * B, np.int64),
+        neuron_updates=np.full(T, updates, np.int64),
         output_spikes=tot[:, K.SPIKES].copy(),
-        active_neurons=tot[:, K.ACTIVE].copy(),
-        leak=float(st.neuron.leak) if st.neuron is not None else 1.0,
+        active_neurons=tot[:, K.ACTIVE].copy() if st.mode != 2 else np.zeros(T, np.int64),
         analog=analog,
+        **_neuron_fields(st.neuron),
         **layer_shape_facts(node),
     )
+
+
+def _other_counts(step, tot: np.ndarray, T: int, B: int, number_format: str, weight_bits: int) -> LayerCounts:
+    """A ``neuron`` row (a neuron layer or read-out fed by a merge or pool) or a ``merge`` row."""
+    node = step.node
+    shape = tuple(node.out_shape)
+    n = int(np.prod(shape))
+    zeros = np.zeros(T, np.int64)
+    common = {
+        "name": node.name,
+        "output_shape": shape,
+        "weight_count": 0,
+        "weight_bits": weight_bits,
+        "number_format": number_format,
+        "synaptic_ops_nonzero": zeros.copy(),
+        "macs": zeros.copy(),
+    }
+    if isinstance(step, MergeStep):
+        return LayerCounts(
+            kind="merge", neuron="none", input_shape=shape, merge_op=node.op,
+            input_events=tot[:, K.EVENTS].copy(), synaptic_ops=zeros.copy(), neuron_updates=zeros.copy(),
+            output_spikes=tot[:, K.SPIKES].copy(), active_neurons=zeros.copy(),
+            elementwise_ops=tot[:, K.SYNOPS].copy(), **common,
+        )  # fmt: skip
+    lif = isinstance(node, LIFNode)
+    return LayerCounts(
+        kind="neuron", neuron="lif" if lif else "output", input_shape=step.source.shape,
+        input_events=zeros.copy(), synaptic_ops=zeros.copy(), neuron_updates=np.full(T, n * B, np.int64),
+        output_spikes=tot[:, K.SPIKES].copy() if lif else zeros.copy(),
+        active_neurons=np.full(T, n * B, np.int64), **_neuron_fields(node if lif else None), **common,
+    )  # fmt: skip
 
 
 __all__ = ["compile_plan", "encode_poisson", "simulate"]

@@ -24,6 +24,7 @@ per-tensor memory breakdown: its memory and addressing energy are in
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -163,7 +164,11 @@ def convention_run(
     fn = CONVENTIONS[check_cost_model(name)][0]
     if counts.model == "ann" and name in WITHOUT_ANN_MODEL:
         return None
-    energies = fn(counts, **_params_for(name, fn, profile, params))
+    # published conventions price weight layers only: neuron and merge rows (graphs that are
+    # not chains) appear with zero energy (docs/cost_models.md)
+    weight_rows = [lc for lc in counts.layers if lc.is_weight_layer]
+    priced = counts if len(weight_rows) == len(counts.layers) else dataclasses.replace(counts, layers=weight_rows)
+    energies = fn(priced, **_params_for(name, fn, profile, params))
     by_name = {e.name: e for e in energies}
     works = [layer_work(lc, counts.batch_size, options) for lc in counts.layers]
     raw = []
