@@ -3,6 +3,8 @@ neuron kinds, against the dense torch executor (GraphModule) and brute-force cou
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -407,8 +409,15 @@ def test_cost_model_prices_neuron_and_merge_rows_once():
         run = convention_run(counts, name, profile)
         assert all(r.energy_total_pj == 0 for r in run.rows if r.kind in ("neuron", "merge"))
     assert [lc.merge_op for lc in ann_counts(graph).layers if lc.kind == "merge"] == ["add", "iand"]
-    with pytest.raises(ValueError, match="iand.*spikes"):  # running it as an ANN: IAND has no ANN form
-        ann_counts(graph, inputs=np.zeros((1, 2, 8, 8), np.float32))
+    # run as an ANN, the IAND joins its branches with an add (the ANN ResNet's shortcut)
+    xa = np.random.default_rng(4).random((2, 2, 8, 8), np.float32)
+    as_add = LayerGraph(
+        [dataclasses.replace(n, op="add") if getattr(n, "op", None) == "iand" else n for n in graph],
+        list(graph.nx.edges),
+    )
+    measured = [lc.nonzero_inputs for lc in ann_counts(graph, inputs=xa).layers if lc.nonzero_inputs is not None]
+    expected = [lc.nonzero_inputs for lc in ann_counts(as_add, inputs=xa).layers if lc.nonzero_inputs is not None]
+    assert len(measured) == 4 and all(np.array_equal(m, e) for m, e in zip(measured, expected, strict=True))
 
 
 def test_neuron_update_ops_rule_table():

@@ -16,10 +16,15 @@ traffic and widths are the cost model's (:mod:`snncost.costmodel`).
 Graphs that are not chains get the replay's extra rows in ANN form: a
 ``merge`` row per add/concat on activations (one element-wise op per
 output element of an add) and a ``neuron`` row (``relu``/``output``) per
-activation fed by a merge or a pool rather than one weight layer.
+activation fed by a merge or a pool rather than one weight layer. A
+spike-only join (SEW-ResNet's ``and``/``iand``) becomes an ``add`` in the
+ANN form: the ANN ResNet that such an SNN is compared with adds its
+shortcut.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -115,9 +120,10 @@ def _run_ann(graph: LayerGraph, x: torch.Tensor) -> dict[str, torch.Tensor]:
         elif isinstance(node, (LIFNode, ReLUNode)):
             h = torch.relu(h)
         elif isinstance(node, MergeNode):
-            if node.op not in ("add", "concat"):
-                raise ValueError(f"{node.name}: merge {node.op!r} acts on spikes; the ANN form has none")
-            h = merge_rule(node).apply([vals[n] for n in node.inputs], lambda xs: torch.cat(list(xs), dim=1))
+            # AND/IAND exist on spikes only: the ANN twin joins those branches with an add, as
+            # the ANN ResNet that a SEW-ResNet is compared with does
+            ann_node = node if node.op in ("add", "concat") else dataclasses.replace(node, op="add")
+            h = merge_rule(ann_node).apply([vals[n] for n in node.inputs], lambda xs: torch.cat(list(xs), dim=1))
         vals[node.name] = h
     return vals
 

@@ -36,7 +36,7 @@ PER_STEP_EVENTS = (
     "output_spikes",
 )
 #: Per-step arrays that a run may lack (None): summed when both runs have them.
-OPTIONAL_PER_STEP_EVENTS = ("active_neurons", "nonzero_inputs", "nonzero_input_macs")
+OPTIONAL_PER_STEP_EVENTS = ("active_neurons", "nonzero_inputs", "nonzero_input_macs", "elementwise_ops")
 
 
 @dataclass
