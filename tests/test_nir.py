@@ -16,6 +16,7 @@ import snncost.nn as sn
 from snncost.graph import ConvNode, LayerGraph, LIFNode, build_graph
 from snncost.interop import NIRConversionError, from_nir, load_nir, save_nir, to_nir
 from snncost.interop.nir import DEFAULT_DT, graph_to_module
+from snncost.interop.nir_compat import accepts_keyword
 from snncost.models import NeuronConfig, VGGSpec, build_snn
 from snncost.sim import simulate
 from snncost.sim.replay import encode_poisson
@@ -78,7 +79,7 @@ def test_round_trip_file_replays_identically(tmp_path, encoding, leak):
         "subtract",
         DEFAULT_DT,
     )
-    assert "mean over T" in ng.nodes["output"].metadata["snncost"]["readout"]
+    assert "mean over T" in md["nodes"]["output"]["readout"]
 
     path = save_nir(ng, tmp_path / "tiny.nir")
     back = from_nir(load_nir(path))
@@ -166,6 +167,8 @@ def test_quantized_weights_round_trip():
 def test_snntorch_network_costs_like_the_snncost_equivalent(beta):
     snn = pytest.importorskip("snntorch")
     pytest.importorskip("nirtorch")
+    if not accepts_keyword(nir.LIF, "v_reset"):
+        pytest.skip(f"snntorch's export_to_nir writes v_reset, which nir {nir.version} lacks (< 1.0.6)")
     from snntorch import utils as snn_utils
     from snntorch.export_nir import export_to_nir
 
@@ -375,7 +378,7 @@ def test_sumpool_scale_folds_into_the_next_weights():
     nodes = {
         "input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
         "conv": nir.Conv2d(
-            input_shape=(4, 4),
+            input_shape=np.array([4, 4]),  # a tuple trips nir 1.0.4 with padding="same"
             weight=w1,
             stride=1,
             padding="same",
