@@ -27,11 +27,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-$(FLOOR_STAMP): pyproject.toml Makefile
+# The floor venv holds nir alone; everything else (torch, numba, pytest, ...) comes from
+# $(VENV), whose site-packages a .pth file adds after the floor venv's own.
+$(FLOOR_STAMP): $(STAMP) pyproject.toml Makefile
 	test -n "$(NIR_FLOOR)" || { echo "no nir>=X floor found in pyproject.toml" >&2; exit 1; }
 	test -x $(FLOOR_VENV)/bin/python || $(PY) -m venv $(FLOOR_VENV)
-	$(FLOOR_VENV)/bin/pip install -q $(TORCH)
-	$(FLOOR_VENV)/bin/pip install -q -e . pytest "nir==$(NIR_FLOOR)"
+	$(FLOOR_VENV)/bin/pip install -q --no-deps "nir==$(NIR_FLOOR)"
+	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')')" \
+		> "$$($(FLOOR_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/snncost-main-venv.pth"
 	touch $(FLOOR_STAMP)
 
 # the NIR tests with the floor nir; files cross between it and .venv's nir (the newest) both ways

@@ -1,11 +1,11 @@
-"""The NIR golden files of ``tests/data``: one small graph, written by each nir version.
+"""The NIR golden files of ``tests/nir_golden``: one small graph, written by each nir version.
 
 A file written with nir 1.0.4 (snncost's floor, sinabs 3.x's pin) must import
 with the newest nir and the other way round; ``tests/test_nir.py`` checks the
 committed files with whatever nir is installed, and, given a second
 interpreter, files written live by the other version. From the repository root::
 
-    PYTHONPATH=. python tests/make_nir_golden.py          # tests/data/golden_nir-<nir version>.nir
+    PYTHONPATH=. python tests/make_nir_golden.py          # tests/nir_golden/golden_nir-<nir version>.nir
     PYTHONPATH=. python tests/make_nir_golden.py write PATH [--node-metadata]
     PYTHONPATH=. python tests/make_nir_golden.py check PATH   # exit 0: PATH imports to the golden graph
 
@@ -37,7 +37,7 @@ from snncost.graph.nodes import (
 from snncost.interop import from_nir, save_nir, to_nir
 from snncost.interop.nir_compat import META
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "nir_golden"
 
 
 def golden_graph() -> LayerGraph:

@@ -425,10 +425,10 @@ def test_cli_evaluate_reads_a_nir_file(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------- nir versions
-# tests/data holds one small graph written by each nir version (tests/make_nir_golden.py
+# tests/nir_golden holds one small graph written by each nir version (tests/make_nir_golden.py
 # writes them); OTHER_NIR_PYTHON is an interpreter with another nir version installed
 # (make test-nir-floor sets it) for files written live by that version.
-GOLDEN = sorted((Path(__file__).parent / "data").glob("golden_nir-*.nir"))
+GOLDEN = sorted((Path(__file__).parent / "nir_golden").glob("golden_nir-*.nir"))
 OTHER_NIR_PYTHON = os.environ.get("SNNCOST_NIR_OTHER_PYTHON")
 
 
