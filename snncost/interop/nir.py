@@ -36,7 +36,8 @@ the membrane is scaled by ``1/k``): the spikes are the same, so are the counts.
 Assumptions, stated once (also in ``docs/nir.md``):
 
 - **Reset**: NIR has no reset-mechanism field (its equations reset to
-  ``v_reset`` at once). snncost uses the *subtractive* (soft) reset
+  ``v_reset`` at once from nir 1.0.6; up to 1.0.5 they subtract the threshold).
+  snncost uses the *subtractive* (soft) reset
   ``u = h - theta``, applied in the step that spikes, snntorch's default
   ``reset_mechanism`` for ``Leaky``; an imported ``v_reset`` must be 0 and is
   read as "subtract the threshold". snntorch's ``Leaky`` also has
