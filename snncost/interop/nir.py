@@ -587,7 +587,8 @@ def _node_meta(graph_meta: dict, key: str, node: Any) -> dict:
     it); files written by earlier snncost versions (nir >= 1.0.5) hold them on
     the nodes.
     """
-    entry = graph_meta.get("nodes", {}).get(key)
+    entries = graph_meta.get("nodes")
+    entry = entries.get(key) if isinstance(entries, dict) else None
     return entry if isinstance(entry, dict) else _meta(node)
 
 
