@@ -6,8 +6,12 @@ BIN := $(VENV)/bin
 # anywhere else pip fetches the same versions from PyPI. pyproject.toml asks for ranges.
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
+# the oldest nir snncost supports (pyproject's floor; sinabs 3.x pins nir<=1.0.4), in a venv of its own
+NIR_FLOOR := $(shell sed -n 's/^ *"nir>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+FLOOR_VENV ?= .cache/venv-nir-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.installed
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test test-nir-floor bench lint clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +26,20 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The floor venv holds nir alone; everything else (torch, numba, pytest, ...) comes from
+# $(VENV), whose site-packages a .pth file adds after the floor venv's own.
+$(FLOOR_STAMP): $(STAMP) pyproject.toml Makefile
+	test -n "$(NIR_FLOOR)" || { echo "no nir>=X floor found in pyproject.toml" >&2; exit 1; }
+	test -x $(FLOOR_VENV)/bin/python || $(PY) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/pip install -q --no-deps "nir==$(NIR_FLOOR)"
+	echo "import site; site.addsitedir('$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')')" \
+		> "$$($(FLOOR_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/snncost-main-venv.pth"
+	touch $(FLOOR_STAMP)
+
+# the NIR tests with the floor nir; files cross between it and .venv's nir (the newest) both ways
+test-nir-floor: $(STAMP) $(FLOOR_STAMP)
+	SNNCOST_NIR_OTHER_PYTHON=$(abspath $(BIN))/python $(FLOOR_VENV)/bin/python -m pytest -q tests/test_nir.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e ".[bench]"

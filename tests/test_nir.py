@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections import OrderedDict
 from dataclasses import fields
+from pathlib import Path
 
+import make_nir_golden  # tests/make_nir_golden.py: the golden graph and its NIR files
 import nir
 import numpy as np
 import pytest
@@ -16,6 +20,7 @@ import snncost.nn as sn
 from snncost.graph import ConvNode, LayerGraph, LIFNode, build_graph
 from snncost.interop import NIRConversionError, from_nir, load_nir, save_nir, to_nir
 from snncost.interop.nir import DEFAULT_DT, graph_to_module
+from snncost.interop.nir_compat import accepts_keyword
 from snncost.models import NeuronConfig, VGGSpec, build_snn
 from snncost.sim import simulate
 from snncost.sim.replay import encode_poisson
@@ -54,7 +59,7 @@ def assert_same_counts(a, b, names: bool = True) -> None:
                 assert va == vb, f"{la.name}.{f.name}: {va} != {vb}"
 
 
-def replay_inputs(graph: LayerGraph, x: torch.Tensor):
+def replay_inputs(graph: LayerGraph, x: torch.Tensor, T: int = T):
     if graph.encoding == "poisson":
         return encode_poisson(x, T, graph.input.gain or 1.0, torch.Generator().manual_seed(3))
     return x
@@ -78,7 +83,7 @@ def test_round_trip_file_replays_identically(tmp_path, encoding, leak):
         "subtract",
         DEFAULT_DT,
     )
-    assert "mean over T" in ng.nodes["output"].metadata["snncost"]["readout"]
+    assert "mean over T" in md["nodes"]["output"]["readout"]
 
     path = save_nir(ng, tmp_path / "tiny.nir")
     back = from_nir(load_nir(path))
@@ -166,6 +171,8 @@ def test_quantized_weights_round_trip():
 def test_snntorch_network_costs_like_the_snncost_equivalent(beta):
     snn = pytest.importorskip("snntorch")
     pytest.importorskip("nirtorch")
+    if not accepts_keyword(nir.LIF, "v_reset"):
+        pytest.skip(f"snntorch's export_to_nir writes v_reset, which nir {nir.version} lacks (< 1.0.6)")
     from snntorch import utils as snn_utils
     from snntorch.export_nir import export_to_nir
 
@@ -375,7 +382,7 @@ def test_sumpool_scale_folds_into_the_next_weights():
     nodes = {
         "input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
         "conv": nir.Conv2d(
-            input_shape=(4, 4),
+            input_shape=np.array([4, 4]),  # a tuple trips nir 1.0.4 with padding="same"
             weight=w1,
             stride=1,
             padding="same",
@@ -415,3 +422,108 @@ def test_cli_evaluate_reads_a_nir_file(tmp_path, capsys):
     path = save_nir(tiny_vgg("direct", 0.875), tmp_path / "m.nir")
     assert main(["evaluate", str(path), "--samples", "4", "--format", "json"]) == 0
     assert '"timesteps": 4' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- nir versions
+# tests/nir_golden holds one small graph written by each nir version (tests/make_nir_golden.py
+# writes them); OTHER_NIR_PYTHON is an interpreter with another nir version installed
+# (make test-nir-floor sets it) for files written live by that version.
+GOLDEN = sorted((Path(__file__).parent / "nir_golden").glob("golden_nir-*.nir"))
+OTHER_NIR_PYTHON = os.environ.get("SNNCOST_NIR_OTHER_PYTHON")
+
+
+def test_golden_files_come_from_the_floor_and_a_newer_nir():
+    versions = {p.stem.split("-")[1] for p in GOLDEN}
+    assert "1.0.4" in versions and len(versions) >= 2, versions
+    assert any(p.stem.endswith("node-metadata") for p in GOLDEN)
+
+
+@pytest.mark.parametrize("path", GOLDEN, ids=[p.stem for p in GOLDEN])
+def test_golden_file_of_each_nir_version_imports(path):
+    """A file from nir 1.0.4 reads with a newer nir and the other way round, losing nothing."""
+    graph = from_nir(path)
+    assert make_nir_golden.differences(graph) == []
+    x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(6))
+    golden = make_nir_golden.golden_graph()
+    ra, rb = (simulate(g, replay_inputs(g, x, T=3)) for g in (golden, graph))
+    assert_same_counts(ra, rb)
+    np.testing.assert_array_equal(ra.logits, rb.logits)
+    assert sum(int(c.output_spikes.sum()) for c in ra.layers) > 0
+
+
+def test_golden_check_finds_a_difference(tmp_path):
+    graph = make_nir_golden.golden_graph()
+    graph["if"].threshold = 0.5
+    path = save_nir(graph, tmp_path / "changed.nir")
+    assert make_nir_golden.differences(from_nir(path)) == ["if.threshold: 0.5 != 0.625"]
+
+
+def _other_nir(*args: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cmd = [OTHER_NIR_PYTHON, str(root / "tests" / "make_nir_golden.py"), *args]
+    return subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(
+    not OTHER_NIR_PYTHON,
+    reason="SNNCOST_NIR_OTHER_PYTHON (a python with another nir version) is not set; "
+    "make test-nir-floor sets it; the committed golden files are checked anyway",
+)
+def test_files_written_live_cross_between_nir_versions(tmp_path):
+    probe = subprocess.run([OTHER_NIR_PYTHON, "-c", "import nir; print(nir.version)"],
+                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    other = probe.stdout.strip()
+    assert other != nir.version, f"SNNCOST_NIR_OTHER_PYTHON has the same nir {other}"
+    theirs = tmp_path / f"written_by_nir-{other}.nir"
+    done = _other_nir("write", str(theirs))
+    assert done.returncode == 0, done.stderr
+    assert make_nir_golden.differences(from_nir(theirs)) == []
+    ours = save_nir(make_nir_golden.golden_graph(), tmp_path / f"written_by_nir-{nir.version}.nir")
+    done = _other_nir("check", str(ours))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_reading_a_newer_file_leaves_out_only_what_loses_nothing(monkeypatch):
+    """What nir 1.0.4 does with a file from a newer nir, on any nir: node metadata it has
+    no field for moves to the graph's, a zero v_reset is left out, a non-zero one is kept."""
+    from snncost.interop import nir_compat
+
+    no_metadata_in_104 = {"Input", "Output", "Conv2d", "Linear", "AvgPool2d", "Scale"}
+
+    def like_nir_104(node_type, name):
+        return name == "metadata" and node_type.__name__ not in no_metadata_in_104
+
+    monkeypatch.setattr(nir_compat, "accepts_keyword", like_nir_104)
+    path = next(p for p in GOLDEN if p.stem.endswith("node-metadata"))
+    g = nir_compat.read_from_newer_nir(path)
+    moved = g.metadata["snncost"]["nodes"]
+    assert set(moved) == {"input", "conv", "pool", "hidden", "output"}
+    assert moved["input"]["encoding"] == "poisson" and moved["conv"]["weight_bits"] == 4
+    assert "leak" in g.nodes["lif"].metadata["snncost"]  # LIF keeps its own metadata
+    assert make_nir_golden.differences(from_nir(g)) == []
+
+    node = {"type": "LIF", "v_reset": np.zeros(2), "metadata": {"other_tool": 1}}
+    graph = {"nodes": {"a": node, "b": {"type": "IF", "v_reset": np.ones(2)}}}
+    nir_compat._fit_to_installed_nir(graph)
+    assert graph["nodes"]["a"] == {"type": "LIF", "metadata": {"other_tool": 1}}
+    assert "v_reset" in graph["nodes"]["b"]  # a reset to 1 would be lost: nir's error names it
+    assert "metadata" not in graph
+
+
+@pytest.mark.parametrize("fields", [{"charge": "decay-input", "tau": 2.0}, {"reset": "hard"}])
+def test_to_nir_refuses_neuron_kinds_it_cannot_write(fields):
+    """A SpikingJelly charge rule or a hard reset has no exact NIR form: refused, naming the node."""
+    from snncost.graph import InputNode, LayerGraph, LIFNode, LinearNode, OutputNode
+    from snncost.interop.nir import NIRConversionError, to_nir
+
+    w = np.ones((3, 4), np.float32)
+    graph = LayerGraph([
+        InputNode("in", shape=(4,), encoding="direct", timesteps=2),
+        LinearNode("fc1", weight=w, in_shape=(4,), out_shape=(3,)),
+        LIFNode("sj", shape=(3,), **fields),
+        LinearNode("fc2", weight=np.ones((2, 3), np.float32), in_shape=(3,), out_shape=(2,)),
+        OutputNode("out", shape=(2,)),
+    ])  # fmt: skip
+    with pytest.raises(NIRConversionError, match="'sj' of type lif.*charge"):
+        to_nir(graph)

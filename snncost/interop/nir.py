@@ -36,7 +36,8 @@ the membrane is scaled by ``1/k``): the spikes are the same, so are the counts.
 Assumptions, stated once (also in ``docs/nir.md``):
 
 - **Reset**: NIR has no reset-mechanism field (its equations reset to
-  ``v_reset`` at once). snncost uses the *subtractive* (soft) reset
+  ``v_reset`` at once from nir 1.0.6; up to 1.0.5 they subtract the threshold).
+  snncost uses the *subtractive* (soft) reset
   ``u = h - theta``, applied in the step that spikes, snntorch's default
   ``reset_mechanism`` for ``Leaky``; an imported ``v_reset`` must be 0 and is
   read as "subtract the threshold". snntorch's ``Leaky`` also has
@@ -63,8 +64,9 @@ Assumptions, stated once (also in ``docs/nir.md``):
   metadata; import needs the same (a graph ending in a spiking layer is
   refused, since its cost and its predictions would differ).
 - **Input**: NIR has no input encoding or number of steps; export stores them
-  (with ``dt``, weight bit widths and the original names) in the graph and
-  node ``metadata`` under ``"snncost"``; import reads them back, or takes
+  (with ``dt``, weight bit widths and the original names) in the graph's
+  ``metadata["snncost"]``, the one metadata every nir version from 1.0.4 on
+  keeps (:mod:`snncost.interop.nir_compat`); import reads them back, or takes
   ``timesteps=``/``encoding=`` from the caller for graphs written elsewhere.
 
 Refused (each error names the NIR node id and type, or the LayerGraph node):
@@ -99,14 +101,13 @@ from snncost.graph.nodes import (
     Shape,
     WeightNode,
 )
+from snncost.interop.nir_compat import META, accepts_keyword, read_from_newer_nir
 
 #: Euler step (seconds) between NIR's continuous time constants and snncost's
 #: per-step leak; snntorch's NIR export and import use the same value.
 DEFAULT_DT = 1e-4
 #: File suffixes read as NIR (HDF5) files by :func:`snncost.evaluate`.
 NIR_SUFFIXES = (".nir", ".h5", ".hdf5")
-#: Key of snncost's entries in NIR ``metadata`` dicts.
-META = "snncost"
 _RTOL = 1e-6  # "all per-neuron values equal"
 _GAIN_RTOL = 1e-5  # an input gain this close to 1 is 1 (float32 round-off in tau, r)
 
@@ -213,7 +214,8 @@ def _weight_meta(node: WeightNode) -> dict:
     return md
 
 
-def _export_node(node: Node, dt: float) -> nir.NIRNode:
+def _export_node(node: Node, dt: float) -> tuple[nir.NIRNode, dict[str, Any]]:
+    """The NIR node for ``node`` and snncost's metadata entry for it (kept in the graph's)."""
     if isinstance(node, InputNode):
         md: dict[str, Any] = {
             "name": node.name,
@@ -222,7 +224,7 @@ def _export_node(node: Node, dt: float) -> nir.NIRNode:
         }
         if node.gain is not None:
             md["gain"] = float(node.gain)
-        return nir.Input(input_type={"input": np.array(node.shape)}, metadata={META: md})
+        return nir.Input(input_type={"input": np.array(node.shape)}), md
     if isinstance(node, ConvNode):
         weight = _effective_weight(node)
         bias = np.zeros(weight.shape[0], np.float32) if node.bias is None else node.bias
@@ -234,16 +236,13 @@ def _export_node(node: Node, dt: float) -> nir.NIRNode:
             dilation=np.array([1, 1]),
             groups=1,
             bias=np.ascontiguousarray(bias, np.float32),
-            metadata={META: _weight_meta(node)},
-        )
+        ), _weight_meta(node)
     if isinstance(node, LinearNode):
         weight = _effective_weight(node)
-        md = {META: _weight_meta(node)}
+        md = _weight_meta(node)
         if node.bias is None:
-            return nir.Linear(weight=weight, metadata=md)
-        return nir.Affine(
-            weight=weight, bias=np.ascontiguousarray(node.bias, np.float32), metadata=md
-        )
+            return nir.Linear(weight=weight), md
+        return nir.Affine(weight=weight, bias=np.ascontiguousarray(node.bias, np.float32)), md
     if isinstance(node, PoolNode):
         if node.kind != "avg":
             raise _export_error(
@@ -254,47 +253,47 @@ def _export_node(node: Node, dt: float) -> nir.NIRNode:
             kernel_size=np.array([k, k]),
             stride=np.array([k, k]),
             padding=np.array([0, 0]),
-            metadata={META: {"name": node.name}},
-        )
+        ), {"name": node.name}
     if isinstance(node, FlattenNode):
         # NIR shapes have no batch axis: flatten every axis of the (C, H, W) sample
         return nir.Flatten(
             input_type={"input": np.array(node.in_shape)},
             start_dim=0,
             end_dim=-1,
-            metadata={META: {"name": node.name}},
-        )
+        ), {"name": node.name}
     if isinstance(node, LIFNode):
+        if node.charge != "leak" or node.reset != "soft":
+            # NIR's LIF is one ODE discretised by dt; SpikingJelly's charge rules and a hard
+            # reset have no exact NIR form that reads back bit for bit, so they are refused
+            raise _export_error(
+                node, f"charge {node.charge!r} with a {node.reset} reset: to_nir exports snncost's "
+                "own LIF/IF (charge 'leak', soft reset) only",
+            )  # fmt: skip
         leak, theta = float(node.leak), float(node.threshold)
         if not 0.0 <= leak <= 1.0:
             raise _export_error(node, f"leak {leak} outside [0, 1]")
         if not theta > 0:
             raise _export_error(node, f"threshold {theta} must be > 0")
-        md = {META: {"name": node.name, "leak": leak, "threshold": theta, "reset": "subtract"}}
+        md = {"name": node.name, "leak": leak, "threshold": theta, "reset": "subtract"}
         shape = tuple(node.shape)
         if leak == 1.0:
             return nir.IF(
                 r=_full(shape, 1.0),
                 v_threshold=_full(shape, theta),
-                v_reset=_full(shape, 0.0),
-                metadata=md,
-            )
+            ), md
         tau = dt / (1.0 - leak)
         return nir.LIF(
             tau=_full(shape, tau),
             r=_full(shape, tau / dt),
             v_leak=_full(shape, 0.0),
             v_threshold=_full(shape, theta),
-            v_reset=_full(shape, 0.0),
-            metadata=md,
-        )
+        ), md
     if isinstance(node, OutputNode):
         if node.reduce != "mean":
             raise _export_error(node, "an ANN read-out (reduce='none'): to_nir exports SNNs")
         return nir.Output(
             output_type={"output": np.array(node.shape)},
-            metadata={META: {"name": node.name, "readout": READOUT}},
-        )
+        ), {"name": node.name, "readout": READOUT}
     if isinstance(node, ReLUNode):
         raise _export_error(node, "ReLU (an ANN layer) has no NIR node; to_nir exports SNNs")
     raise _export_error(node, "no NIR mapping for this node type")
@@ -312,8 +311,10 @@ def to_nir(
     nodes (``"input"``/``"output"`` unless taken). ``dt`` (default
     :data:`DEFAULT_DT`) sets the LIF time constants (``tau = dt/(1-leak)``,
     ``r = tau/dt``); leak 1 layers become ``nir.IF`` with ``r = 1``. Encoding,
-    ``T``, Poisson gain, ``dt``, weight bit widths and the original names go
-    into ``metadata["snncost"]`` of the graph and its nodes. Raises
+    ``T``, Poisson gain, ``dt`` go into the graph's ``metadata["snncost"]``;
+    each node's entry (original name, weight bit width and scale, leak and
+    threshold) into its ``metadata["snncost"]["nodes"][id]``: the graph is
+    the one place every nir version (1.0.4 on) keeps metadata. Raises
     :class:`NIRConversionError` naming a node that has no NIR form (max pool,
     ReLU) and ``ValueError`` for non-chain or non-spiking graphs.
     """
@@ -325,6 +326,7 @@ def to_nir(
         raise ValueError("to_nir exports spiking graphs (LIF layers); this graph has none")
     names = {n.name for n in graph}
     nodes: dict[str, nir.NIRNode] = {}
+    node_meta: dict[str, dict[str, Any]] = {}
     keys: list[str] = []
     for node in graph:
         if isinstance(node, InputNode):
@@ -335,7 +337,7 @@ def to_nir(
             key = node.name
         if key in nodes:
             raise _export_error(node, f"NIR id {key!r} is used twice")
-        nodes[key] = _export_node(node, dt)
+        nodes[key], node_meta[key] = _export_node(node, dt)
         keys.append(key)
     inp = graph.input
     from snncost import __version__
@@ -350,11 +352,13 @@ def to_nir(
         "spike_condition": "v >= v_threshold",
         "neuron": NEURON,
         "readout": READOUT,
+        "nodes": node_meta,
     }
     if inp.gain is not None:
         md["gain"] = float(inp.gain)
     edges = list(zip(keys, keys[1:], strict=False))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: md}, type_check=True)
+    # nir >= 1.0.5 checks the types of every edge here; 1.0.4 has no such check
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={META: md})
 
 
 # ---------------------------------------------------------------------- files
@@ -391,7 +395,9 @@ def load_nir(path: str | Path) -> nir.NIRGraph:
     """Read a NIR file with ``nir.read``; errors name the file.
 
     Falls back to ``type_check=False`` for files whose shapes NIR cannot infer
-    (:func:`from_nir` tracks the shapes itself).
+    (:func:`from_nir` tracks the shapes itself), and, on a nir older than the
+    file's writer, to leaving out the fields the installed nir has no place for
+    (:func:`~snncost.interop.nir_compat.read_from_newer_nir`).
     """
     path = Path(path)
     if not path.is_file():
@@ -399,10 +405,14 @@ def load_nir(path: str | Path) -> nir.NIRGraph:
     try:
         return nir.read(path)
     except Exception as first:
-        try:
-            return nir.read(path, type_check=False)
-        except Exception:
-            pass
+        fallbacks = [read_from_newer_nir]
+        if accepts_keyword(nir.read, "type_check"):
+            fallbacks.insert(0, lambda p: nir.read(p, type_check=False))
+        for fallback in fallbacks:
+            try:
+                return fallback(path)
+            except Exception:
+                pass
         raise ValueError(
             f"{path}: not a readable NIR file ({type(first).__name__}: {first})"
         ) from None
@@ -577,6 +587,18 @@ def _neuron(key: str, node: Any, shape: Shape, dt: float) -> tuple[float, float]
     if not theta > 0:
         raise NIRConversionError(key, t, f"threshold {theta:.6g} must be > 0")
     return leak, theta
+
+
+def _node_meta(graph_meta: dict, key: str, node: Any) -> dict:
+    """snncost's entry for node ``key``: in the graph's metadata, else on the node itself.
+
+    snncost writes node entries in the graph's metadata (every nir version has
+    it); files written by earlier snncost versions (nir >= 1.0.5) hold them on
+    the nodes.
+    """
+    entries = graph_meta.get("nodes")
+    entry = entries.get(key) if isinstance(entries, dict) else None
+    return entry if isinstance(entry, dict) else _meta(node)
 
 
 def _snap(value: float, md: dict, field: str) -> float:
@@ -857,7 +879,7 @@ def from_nir(
     gmd = _meta(g)
     order = _chain(g)
     inp_key = order[0]
-    imd = _meta(g.nodes[inp_key])
+    imd = _node_meta(gmd, inp_key, g.nodes[inp_key])
 
     dt = _check_dt(dt if dt is not None else gmd.get("dt", DEFAULT_DT))
     enc = encoding if encoding is not None else gmd.get("encoding", imd.get("encoding", "direct"))
@@ -894,7 +916,7 @@ def from_nir(
         rule = NIR_NODES.lookup(n)
         if rule is None:
             raise NIRConversionError(key, _type(n), "no snncost mapping for this NIR node type")
-        node = rule.build(key, n, _meta(n), st)
+        node = rule.build(key, n, _node_meta(gmd, key, n), st)
         st.nodes.append(node)
         st.shape = tuple(node.out_shape)
     if st.scale != 1.0:
