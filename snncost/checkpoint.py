@@ -1,7 +1,7 @@
 """Checkpoints: atomic writes and self-describing model files.
 
 A checkpoint is a ``torch.save`` dict that carries what is needed to
-rebuild its model without the trainer: the :class:`~snncost.models.VGGSpec`,
+rebuild its model without the trainer: the network's spec (VGG or ResNet),
 the form (``ann``/``snn``), the neuron settings and the weights. Files are
 written to a temporary name in the same directory, flushed, fsynced and
 renamed over the target, so a crash leaves either the old file or the new
@@ -347,10 +347,10 @@ def load_model(path: str | Path) -> nn.Module:
 
 def rebuild_model(data: dict, path: str) -> nn.Module:
     """Rebuild the model of an already-read checkpoint dict (``path`` names it in errors)."""
-    from snncost.models import NeuronConfig, VGGSpec, build_ann, build_snn
+    from snncost.models import NeuronConfig, build_ann, build_snn, spec_from_dict
 
     try:
-        spec = VGGSpec.from_dict(data["spec"])
+        spec = spec_from_dict(data["spec"])
         if data["form"] == "snn":
             neurons = NeuronConfig(**(data.get("neurons") or {}))
             model = build_snn(spec, neurons)

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from snncost.models import CFGS
+from snncost.models import ARCHS
 from snncost.nn import SURROGATES
 from snncost.paths import require_file
 from snncost.yamlio import YAMLParseError, parse_yaml
@@ -51,6 +51,7 @@ class ModelConfig(_Section):
     arch: str = "vgg-tiny"
     features: list[int | Literal["P"]] | None = Field(None, description="custom conv widths, 'P' = pool")
     classifier: list[int] | None = Field(None, description="custom hidden FC widths")
+    widths: list[int] | None = Field(None, description="ResNets: [stem, stage 1, ..., stage n] widths (None = the arch's)")
     pool: Literal["avg", "max"] = "avg"
     bias: bool = False
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
@@ -58,8 +59,8 @@ class ModelConfig(_Section):
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, v: str) -> str:
-        if v not in CFGS and v != "custom":
-            raise ValueError(f"unknown arch {v!r}; choose one of {', '.join([*CFGS, 'custom'])}")
+        if v not in ARCHS and v != "custom":
+            raise ValueError(f"unknown arch {v!r}; choose one of {', '.join([*ARCHS, 'custom'])}")
         return v
 
 

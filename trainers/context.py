@@ -24,7 +24,15 @@ from snncost.checkpoint import (
     model_record,
     rebuild_model,
 )
-from snncost.models import NeuronConfig, VGGSpec, spiking_layers
+from snncost.models import (
+    ARCHS,
+    NeuronConfig,
+    ResNetSpec,
+    Spec,
+    VGGSpec,
+    spec_from_arch,
+    spiking_layers,
+)
 from trainers import distributed as dist
 from trainers.config import OptimConfig, RunConfig
 from trainers.data import BatchLoader, DataBundle
@@ -117,7 +125,7 @@ class Context:
 
 
 def record_of(model: nn.Module) -> dict:
-    """The self-describing checkpoint record of a VGG-family model (ANN or SNN)."""
+    """The self-describing checkpoint record of a zoo model (VGG or ResNet, ANN or SNN)."""
     neurons = getattr(model, "neurons", None)
     form = "snn" if spiking_layers(model) else "ann"
     return model_record(model, model.spec, form, neurons)
@@ -128,8 +136,13 @@ def weight_count(model: nn.Module) -> int:
     return sum(m.weight.numel() for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
-def model_spec(cfg: RunConfig, data: DataBundle) -> VGGSpec:
+def model_spec(cfg: RunConfig, data: DataBundle) -> Spec:
+    """The network ``model.*`` describes, shaped for ``data`` (VGG or ResNet by ``model.arch``)."""
     m = cfg.model
+    if ARCHS.get(m.arch) is ResNetSpec:
+        return _resnet_spec(cfg, data)
+    if m.widths is not None:
+        raise ValueError("model.widths sets ResNet widths; VGGs take model.features and model.classifier")
     common = dict(
         in_channels=data.in_channels,
         image_size=data.image_size,
@@ -148,6 +161,33 @@ def model_spec(cfg: RunConfig, data: DataBundle) -> VGGSpec:
             features=list(m.features or spec.features), classifier=list(m.classifier or spec.classifier), **common
         )
     return spec
+
+
+def _resnet_spec(cfg: RunConfig, data: DataBundle) -> ResNetSpec:
+    """``model.arch`` a ResNet: ``model.widths`` (stem then stages) and ``model.classifier`` (head) resize it."""
+    m = cfg.model
+    if m.features is not None or m.pool != "avg":
+        raise ValueError(f"model.arch={m.arch} is a ResNet: model.features and model.pool apply to VGGs only")
+    base = spec_from_arch(m.arch)
+    sizes: dict = {}
+    if m.widths is not None:
+        if len(m.widths) != len(base.widths) + 1:
+            raise ValueError(
+                f"model.widths for {m.arch} needs {len(base.widths) + 1} entries (stem, then "
+                f"{len(base.widths)} stages), got {m.widths}"
+            )
+        sizes = {"stem": m.widths[0], "widths": list(m.widths[1:])}
+    if m.classifier is not None:
+        sizes["head"] = list(m.classifier)
+    return ResNetSpec.from_arch(
+        m.arch,
+        **sizes,
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        num_classes=data.num_classes,
+        bias=m.bias,
+        dropout=m.dropout,
+    )
 
 
 def neuron_config(cfg: RunConfig) -> NeuronConfig:

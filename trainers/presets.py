@@ -4,7 +4,9 @@
 the installed package, so it runs anywhere with no download, in minutes on
 a laptop CPU. The CIFAR presets carry the settings of Chowdhury, Garg & Roy
 (2021): direct input, ANN-to-SNN conversion as initialisation, SNN training
-at T=25 with Adam (lr 1e-4), batch 64.
+at T=25 with Adam (lr 1e-4), batch 64. The residual presets run the same
+pipeline on the zoo's ResNets (:mod:`snncost.models.resnet`) at the
+timesteps of their papers, with BatchNorm ANNs trained at SGD lr 0.1.
 """
 
 from __future__ import annotations
@@ -36,6 +38,20 @@ _PAPER_ANN = {
     "gamma": 0.1,
     "epochs": 100,
 }
+
+# BatchNorm ResNets train at lr 0.1 (He et al. 2016; Zheng et al. 2021 and Fang et al. 2021 likewise)
+_RESNET_ANN = {**_PAPER_ANN, "lr": 0.1, "schedule": "cosine", "epochs": 200}
+
+
+def _resnet_snn(timesteps: int, schedule: list[int]) -> dict:
+    """SNN, temporal and compression settings for a ResNet at the timesteps of its paper."""
+    return {
+        "snn": {**_PAPER_SNN, "timesteps": timesteps, "lr": 1e-3, "schedule": "cosine", "epochs": 100},
+        "spatial": {"threshold": 0.999, "epochs": 30},
+        "temporal": {"schedule": schedule, "epochs": 10, "tolerance": 0.02},
+        "quantize": {"bits": 5, "per_channel": True},
+    }
+
 
 PRESETS: dict[str, dict] = {
     "digits": {
@@ -80,5 +96,19 @@ PRESETS: dict[str, dict] = {
         "ann": _PAPER_ANN,
         "snn": _PAPER_SNN,
         **_PAPER_COMPRESSION,
+    },
+    # Zheng et al. (AAAI 2021) train ResNet-19 with tdBN at T = 6, 4 and 2 on CIFAR-10
+    "cifar10-resnet19": {
+        "data": {"name": "cifar10", "batch_size": 128, "augment": True},
+        "model": {"arch": "resnet19", "dropout": 0.0},
+        "ann": _RESNET_ANN,
+        **_resnet_snn(6, [6, 4, 2, 1]),
+    },
+    # Fang et al. (NeurIPS 2021): SEW-ResNet with ADD connections; T = 4 as in their ImageNet runs
+    "cifar10-sew18": {
+        "data": {"name": "cifar10", "batch_size": 128, "augment": True},
+        "model": {"arch": "sew-resnet18", "dropout": 0.0},
+        "ann": _RESNET_ANN,
+        **_resnet_snn(4, [4, 2, 1]),
     },
 }

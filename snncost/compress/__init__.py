@@ -25,8 +25,8 @@ from snncost.compress.spatial import (
     plan_spatial_pruning,
     select_width,
     spec_cost,
-    warm_start_weights,
 )
+from snncost.compress.warmstart import warm_start_weights
 
 __all__ = [
     "CompressionSummary",

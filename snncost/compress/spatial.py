@@ -1,4 +1,4 @@
-"""PCA-based spatial (channel) pruning of VGG networks, ANN or SNN.
+"""PCA-based spatial (channel) pruning of the zoo's networks (VGG, ResNet), ANN or SNN.
 
 The method of Chowdhury, Garg & Roy (2021, arXiv:2104.12528, Sec. III-A):
 for every spiking layer, record the *average accumulated membrane
@@ -9,8 +9,16 @@ position is one sample whose dimensions are the channels; for a linear
 layer each image is one sample. Principal component analysis then says how
 many directions the layer really uses; the layer's new width is the number
 of components whose cumulative explained variance reaches a threshold
-(0.999 by default). The VGG is rebuilt with those widths (structured
-pruning: whole channels go), warm-started from the wide one, and retrained.
+(0.999 by default). The network is rebuilt with those widths (structured
+pruning: whole channels go), warm-started from the wide one
+(:mod:`snncost.compress.warmstart`), and retrained.
+
+Residual networks: a shortcut adds two tensors channel by channel, so the
+activations it joins form one *channel group*
+(:meth:`~snncost.models.ResNetSpec.channel_groups`): statistics are still
+taken per activation, the group's width is the largest its activations
+ask for (:func:`plan_spatial_pruning`), and every conv, BatchNorm and
+shortcut that touches the group is sliced with the same channels.
 
 Pipeline::
 
@@ -36,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 import snncost.nn as sn
-from snncost.models.vgg import VGGSpec, spiking_layers, weight_layers
+from snncost.models import ChannelGroup, Spec
 
 __all__ = [
     "CompressionSummary",
@@ -48,7 +56,6 @@ __all__ = [
     "plan_spatial_pruning",
     "select_width",
     "spec_cost",
-    "warm_start_weights",
 ]
 
 DEFAULT_THRESHOLD = 0.999
@@ -192,46 +199,33 @@ def _stats_device(device: torch.device) -> torch.device:
 # --------------------------------------------------------------------------- layers
 
 
-@dataclass(frozen=True)
-class _Site:
-    """One prunable activation: where its statistics are taken and which layer feeds it."""
+def _groups(model: nn.Module) -> list[ChannelGroup]:
+    """The channel groups of ``model``'s spec, checked against the model's modules.
 
-    name: str  # the LIF (SNN) or ReLU (ANN) module
-    weight_layer: str  # the conv/linear whose output channels it sees
-    kind: Literal["conv", "linear"]
-
-
-def _sites(model: nn.Module) -> list[_Site]:
-    """The prunable activations of ``model`` in forward order.
-
-    SNN (any :class:`~snncost.nn.LIF` present): every LIF, fed by the last
-    conv/linear before it. ANN: every ``nn.ReLU`` that directly follows a
-    conv/linear (in module order), whose *input* is that layer's
-    pre-activation, the ANN counterpart of the membrane input current.
+    Every zoo spec (:class:`~snncost.models.VGGSpec`,
+    :class:`~snncost.models.ResNetSpec`) says which activations, layers and
+    BatchNorms share channels (:meth:`channel_groups`); the same names hold
+    in the ANN (ReLU) and SNN (LIF) forms.
     """
-    leaves = [(n, m) for n, m in model.named_modules() if not any(True for _ in m.children())]
-    spiking = any(isinstance(m, sn.LIF) for _, m in leaves)
-    sites: list[_Site] = []
-    last: tuple[str, nn.Module] | None = None
-    previous: nn.Module | None = None
-    for name, module in leaves:
-        if spiking and isinstance(module, sn.LIF) and last is not None:
-            sites.append(
-                _Site(name, last[0], "conv" if isinstance(last[1], nn.Conv2d) else "linear")
-            )
-        elif (
-            not spiking
-            and isinstance(module, nn.ReLU)
-            and isinstance(previous, (nn.Conv2d, nn.Linear))
-            and last is not None
-        ):
-            sites.append(
-                _Site(name, last[0], "conv" if isinstance(last[1], nn.Conv2d) else "linear")
-            )
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            last = (name, module)
-        previous = module
-    return sites
+    spec = getattr(model, "spec", None)
+    if spec is None or not hasattr(spec, "channel_groups"):
+        raise ValueError(
+            "model has no .spec (VGGSpec or ResNetSpec): build it with snncost.models.build_snn/build_ann"
+        )
+    groups = spec.channel_groups()
+    modules = dict(model.named_modules())
+    for group in groups:
+        for site in group.sites:
+            if not isinstance(modules.get(site), (sn.LIF, nn.ReLU)):
+                found = type(modules[site]).__name__ if site in modules else "nothing"
+                raise ValueError(f"the spec names {site} as an activation, the model has {found} there")
+    return groups
+
+
+def _sites_in_order(model: nn.Module, groups: list[ChannelGroup]) -> list[str]:
+    """Every group's sites, in module order (the forward order of the zoo's networks)."""
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    return sorted((site for g in groups for site in g.sites), key=order.__getitem__)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -273,8 +267,9 @@ def collect_membrane_stats(
     pre-hook on every LIF reads its input current ``I[T, B, ...]`` and takes
     the mean over ``T``, the paper's average accumulated membrane potential
     (integrated input, before any reset). ANN (no LIF): the input of every
-    ReLU that directly follows a conv/linear, i.e. the pre-activation, so
-    the same code prunes ANNs too.
+    ReLU at the same place, i.e. the pre-activation, so the same code
+    prunes ANNs too. The activations are those the model's spec lists in
+    its channel groups (every LIF/ReLU of the zoo's networks).
 
     Conv layers contribute ``B * H * W`` samples of dimension ``C`` per
     batch, linear layers ``B`` samples of dimension ``F``. ``batches``
@@ -286,15 +281,11 @@ def collect_membrane_stats(
     ``torchrun`` to combine ranks.
 
     Returns ``{activation module name: MembraneStats}`` in forward order;
-    the names (``features.1``, ``classifier.2``, ...) are the same in the
-    ANN and SNN forms of a VGG.
+    the names (``features.1``, ``layer1.0.act2``, ...) are the same in the
+    ANN and SNN forms.
     """
     model = _unwrap(model)
-    sites = _sites(model)
-    if not sites:
-        raise ValueError(
-            "model has no LIF layers and no ReLU following a conv/linear: nothing to prune"
-        )
+    sites = _sites_in_order(model, _groups(model))
     spiking = any(isinstance(m, sn.LIF) for m in model.modules())
     device = _model_device(model)
     modules = dict(model.named_modules())
@@ -309,7 +300,7 @@ def collect_membrane_stats(
 
         return hook
 
-    handles = [modules[s.name].register_forward_pre_hook(hook_for(s.name)) for s in sites]
+    handles = [modules[name].register_forward_pre_hook(hook_for(name)) for name in sites]
     was_training = model.training
     model.eval()
     iterator: Iterable[Any] = batches
@@ -330,7 +321,7 @@ def collect_membrane_stats(
         model.train(was_training)
     if not stats:
         raise ValueError("no batches were seen: the statistics are empty")
-    return {s.name: stats[s.name] for s in sites if s.name in stats}
+    return {name: stats[name] for name in sites if name in stats}
 
 
 # --------------------------------------------------------------------------- planning
@@ -357,13 +348,16 @@ def select_width(ratio: Tensor | list[float], threshold: float) -> int:
 
 @dataclass
 class LayerPlan:
-    """The decision for one prunable layer.
+    """The decision for one prunable activation (one site of a channel group).
 
     ``name`` is the activation (LIF/ReLU) module, ``weight_layer`` the
-    conv/linear whose output channels are pruned. ``threshold`` is the
-    explained-variance threshold used, or ``None`` when the width was fixed
-    by an integer override. ``explained_variance`` is the full ratio curve
-    (descending; empty when no statistics were given).
+    conv/linear feeding it (in a residual group, the one of its own block).
+    ``threshold`` is the explained-variance threshold used, or ``None`` when
+    the width was fixed by an integer override. ``explained_variance`` is
+    the full ratio curve (descending; empty when no statistics were given).
+    ``group`` names the channel group (its first site); ``significant`` is
+    the width this site's own PCA asks for, and ``new_width`` the group's
+    width, the largest ``significant`` of its sites (equal in a chain).
     """
 
     name: str
@@ -373,6 +367,11 @@ class LayerPlan:
     new_width: int
     threshold: float | None
     explained_variance: list[float] = field(default_factory=list, repr=False)
+    group: str = ""
+    significant: int | None = None
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.name
 
     @property
     def fixed(self) -> bool:
@@ -394,6 +393,8 @@ class LayerPlan:
             "new_width": self.new_width,
             "threshold": self.threshold,
             "kept_variance": self.kept_variance,
+            "group": self.group,
+            "significant": self.significant,
             "explained_variance": list(self.explained_variance),
         }
 
@@ -432,53 +433,37 @@ class CompressionSummary:
         }
 
 
-def spec_cost(spec: VGGSpec) -> tuple[int, int]:
-    """``(parameters, dense MACs per sample)`` of the conv/linear layers a :class:`VGGSpec` builds.
+def spec_cost(spec: Spec) -> tuple[int, int]:
+    """``(parameters, dense MACs per sample)`` of the conv/linear layers a spec builds.
 
-    Computed from the spec alone (no model is built), so a plan can report
-    the cost of a network before it exists. Stride-1 convs with ``k // 2``
-    padding and 2x2 pooling, as :func:`snncost.models.vgg.build_ann` builds.
+    Computed from the spec alone (no model is built; ``spec.cost()``), so a
+    plan can report the cost of a network before it exists.
     """
-    k = spec.kernel_size
-    size = spec.image_size
-    channels = spec.in_channels
-    params = macs = 0
-    for w in spec.features:
-        if w == "P":
-            size //= 2
-            continue
-        size = size + 2 * (k // 2) - k + 1
-        weights = channels * w * k * k
-        params += weights + (w if spec.bias else 0)
-        macs += weights * size * size
-        channels = w
-    width = channels * spec.feature_map_size() ** 2
-    for w in [*spec.classifier, spec.num_classes]:
-        params += width * w + (w if spec.bias else 0)
-        macs += width * w
-        width = w
-    return params, macs
+    return spec.cost()
 
 
 @dataclass
 class SpatialPlan:
     """Per-layer widths chosen by PCA, and what they save.
 
-    ``spec`` is the original :class:`~snncost.models.VGGSpec`; ``layers`` one
-    :class:`LayerPlan` per conv and hidden linear in forward order (the
-    output layer keeps ``num_classes`` and is not listed).
+    ``spec`` is the original :class:`~snncost.models.VGGSpec` or
+    :class:`~snncost.models.ResNetSpec`; ``layers`` one :class:`LayerPlan`
+    per prunable activation, group by group in the order of
+    ``spec.channel_groups()`` (the output layer keeps ``num_classes`` and is
+    not listed). In a VGG every conv and hidden linear is its own group.
     """
 
-    spec: VGGSpec
+    spec: Spec
     layers: list[LayerPlan]
     threshold: float = DEFAULT_THRESHOLD
 
     @property
     def widths(self) -> list[int]:
-        return [layer.new_width for layer in self.layers]
+        """One new width per channel group, in ``spec.channel_groups()`` order."""
+        return list({layer.group: layer.new_width for layer in self.layers}.values())
 
     @property
-    def pruned_spec(self) -> VGGSpec:
+    def pruned_spec(self) -> Spec:
         """``spec.with_widths(new widths)``: build the narrower network from this."""
         return self.spec.with_widths(self.widths)
 
@@ -506,16 +491,20 @@ class SpatialPlan:
         }
 
     def to_markdown(self) -> str:
+        """One row per activation; with tied groups (ResNets) also each row's group and own PCA width."""
+        tied = len(self.widths) < len(self.layers)
+        extra = (" group | own width |", " --- | ---: |") if tied else ("", "")
         rows = [
-            "| layer | weight layer | kind | width | new width | threshold | kept variance |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+            "| layer | weight layer | kind | width | new width | threshold | kept variance |" + extra[0],
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |" + extra[1],
         ]
         for lp in self.layers:
             threshold = "fixed" if lp.threshold is None else f"{lp.threshold:g}"
             kept = "-" if lp.kept_variance is None else f"{lp.kept_variance:.6f}"
+            own = "-" if lp.significant is None else str(lp.significant)
             rows.append(
                 f"| {lp.name} | {lp.weight_layer} | {lp.kind} | {lp.original_width} | "
-                f"{lp.new_width} | {threshold} | {kept} |"
+                f"{lp.new_width} | {threshold} | {kept} |" + (f" {lp.group} | {own} |" if tied else "")
             )
         c = self.compression
         rows += [
@@ -542,204 +531,102 @@ def plan_spatial_pruning(
     threshold: float = DEFAULT_THRESHOLD,
     overrides: Mapping[str, float | int] | None = None,
 ) -> SpatialPlan:
-    """Choose every conv/hidden-linear width from the PCA of its activations.
+    """Choose every channel group's width from the PCA of its activations.
 
     ``model`` must carry its ``spec`` (every model from
-    :func:`~snncost.models.build_snn`/``build_ann`` does); its prunable
-    layers (LIFs, or ReLUs after conv/linear in an ANN) are matched in
-    order to the spec's conv widths then hidden widths; the output layer
-    keeps ``num_classes``. ``stats`` comes from :func:`collect_membrane_stats`.
+    :func:`~snncost.models.build_snn`/``build_ann`` does); the spec's
+    channel groups (:class:`~snncost.models.ChannelGroup`) say which
+    activations share channels. ``stats`` comes from
+    :func:`collect_membrane_stats`. Each site's width is the number of
+    principal components reaching the threshold (:func:`select_width`); a
+    group tied by identity shortcuts takes the **largest** width of its
+    sites: each site needs that many directions, and the shortcut adds
+    them channel by channel, so a narrower group would drop directions a
+    site still uses. (The union of each site's top channels would exceed
+    every site's own PCA count without being asked for by any of them.)
+    In a VGG every group has one site, so this is the paper's rule.
 
-    ``overrides`` maps a layer name (the activation, e.g. ``features.1``,
-    or the conv/linear feeding it, e.g. ``features.0``) to either a float
-    threshold in ``(0, 1]`` for that layer or an int fixing its width
-    (``1 <= width <= original``; no statistics needed then). The paper
-    keeps sensitive layers wider this way. Unknown names fail listing the
-    valid ones.
+    ``overrides`` maps a layer name (an activation, e.g. ``features.1``, or
+    a conv/linear or BatchNorm of the group, e.g. ``features.0``) to either
+    a float threshold in ``(0, 1]`` for that group or an int fixing its
+    width (``1 <= width <= original``; no statistics needed then). The
+    paper keeps sensitive layers wider this way. Unknown names fail listing
+    the valid ones.
     """
     model = _unwrap(model)
-    spec = getattr(model, "spec", None)
-    if spec is None or not hasattr(spec, "with_widths"):
-        raise ValueError(
-            "model has no .spec (VGGSpec): build it with snncost.models.build_snn/build_ann"
-        )
+    groups = _groups(model)
     threshold = _check_threshold(threshold, "threshold")
-    sites = _sites(model)
-    widths = [w for w in spec.features if w != "P"] + list(spec.classifier)
-    if len(sites) != len(widths):
-        raise ValueError(
-            f"model has {len(sites)} prunable layers but its spec has {len(widths)} conv/hidden widths"
-        )
+    resolved = _resolve_overrides(groups, overrides or {})
+    layers: list[LayerPlan] = []
+    for i, group in enumerate(groups):
+        override = resolved.get(i)
+        ratios = {site: _ratio(site, stats.get(site), group.width) for site in group.sites}
+        if isinstance(override, int):
+            used, width = None, override
+            own = {site: (select_width(r, threshold) if r else None) for site, r in ratios.items()}
+        else:
+            used = float(override) if override is not None else threshold
+            missing = [site for site in group.sites if site not in stats]
+            if missing:
+                raise ValueError(
+                    f"no statistics for layer {missing[0]}: collect them, or fix its width with an int override"
+                )
+            own = {site: select_width(r, used) for site, r in ratios.items()}
+            width = max(own.values())
+        layers += [
+            LayerPlan(
+                site, _feeding(site, group.producers), group.kind, group.width, width, used,
+                ratios[site], group=group.name, significant=own[site],
+            )  # fmt: skip
+            for site in group.sites
+        ]
+    return SpatialPlan(spec=model.spec, layers=layers, threshold=threshold)
 
-    by_name: dict[str, int] = {}
-    for i, site in enumerate(sites):
-        by_name[site.name] = i
-        by_name[site.weight_layer] = i
-    resolved: dict[int, tuple[str, float | int]] = {}
-    for key, value in (overrides or {}).items():
+
+def _ratio(site: str, layer_stats: MembraneStats | None, width: int) -> list[float]:
+    if layer_stats is None:
+        return []
+    if layer_stats.dim != width:
+        raise ValueError(f"statistics of {site} have {layer_stats.dim} channels, the spec says {width}")
+    return layer_stats.explained_variance_ratio().cpu().tolist()
+
+
+def _feeding(site: str, producers: tuple[str, ...]) -> str:
+    """The producer of ``site``'s group that shares the longest module path with it (its own block's)."""
+    parts = site.split(".")
+
+    def shared(name: str) -> int:
+        count = 0
+        for a, b in zip(parts, name.split("."), strict=False):
+            if a != b:
+                break
+            count += 1
+        return count
+
+    return max(producers, key=shared)
+
+
+def _resolve_overrides(groups: list[ChannelGroup], overrides: Mapping[str, float | int]) -> dict[int, float | int]:
+    """``{group index: threshold or fixed width}``, each key checked; errors list the valid names."""
+    by_name = {member: i for i, g in enumerate(groups) for member in g.members()}
+    keys: dict[int, str] = {}
+    resolved: dict[int, float | int] = {}
+    for key, value in overrides.items():
         if key not in by_name:
-            valid = ", ".join(f"{s.name} (or {s.weight_layer})" for s in sites)
+            valid = ", ".join(f"{g.name} (or {', '.join(g.members()[1:])})" for g in groups)
             raise ValueError(f"override for unknown layer {key!r}; valid layer names: {valid}")
         i = by_name[key]
-        if i in resolved:
-            raise ValueError(
-                f"layer {sites[i].name} is overridden twice ({resolved[i][0]!r} and {key!r})"
-            )
+        if i in keys:
+            raise ValueError(f"layer {groups[i].name} is overridden twice ({keys[i]!r} and {key!r})")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"override {key!r} = {value!r}: give a float threshold or an int width")
         if isinstance(value, int):
-            if not 1 <= value <= widths[i]:
+            if not 1 <= value <= groups[i].width:
                 raise ValueError(
-                    f"override {key!r} = {value}: a fixed width must be in [1, {widths[i]}] "
+                    f"override {key!r} = {value}: a fixed width must be in [1, {groups[i].width}] "
                     "(pruning cannot widen a layer)"
                 )
         else:
             _check_threshold(value, f"override {key!r}")
-        resolved[i] = (key, value)
-
-    layers: list[LayerPlan] = []
-    for i, (site, width) in enumerate(zip(sites, widths, strict=True)):
-        override = resolved.get(i, (None, None))[1]
-        layer_stats = stats.get(site.name)
-        ratio: list[float] = []
-        if layer_stats is not None:
-            if layer_stats.dim != width:
-                raise ValueError(
-                    f"statistics of {site.name} have {layer_stats.dim} channels, the spec says {width}"
-                )
-            ratio = layer_stats.explained_variance_ratio().cpu().tolist()
-        if isinstance(override, int):
-            new_width, used = override, None
-        else:
-            used = float(override) if override is not None else threshold
-            if layer_stats is None:
-                raise ValueError(
-                    f"no statistics for layer {site.name}: collect them, or fix its width "
-                    "with an int override"
-                )
-            new_width = select_width(ratio, used)
-        layers.append(
-            LayerPlan(site.name, site.weight_layer, site.kind, width, new_width, used, ratio)
-        )
-    return SpatialPlan(spec=spec, layers=layers, threshold=threshold)
-
-
-# --------------------------------------------------------------------------- warm start
-
-
-def _channel_scores(stats: MembraneStats, k: int) -> Tensor:
-    """How much of the top-``k`` principal subspace each channel carries.
-
-    ``score[c] = sum_{j < k} lambda_j * V[c, j]^2``: the variance of channel
-    ``c`` that lies inside the kept subspace.
-    """
-    values, vectors = stats.eigh()
-    return (vectors[:, :k].square() * values[:k]).sum(1)
-
-
-def _keep_indices(layer: LayerPlan, stats: MembraneStats | None, weight: Tensor) -> Tensor:
-    k = layer.new_width
-    if k >= layer.original_width:
-        return torch.arange(layer.original_width)
-    if stats is not None and stats.count >= 2:
-        scores = _channel_scores(stats, k).cpu()
-    else:  # fixed width without statistics: keep the strongest output channels by weight norm
-        scores = weight.detach().flatten(1).norm(dim=1).double().cpu()
-    keep = torch.topk(scores, k).indices
-    return keep.sort().values
-
-
-def warm_start_weights(
-    src_model: nn.Module,
-    dst_model: nn.Module,
-    stats: Mapping[str, MembraneStats],
-    plan: SpatialPlan,
-) -> dict[str, list[int]]:
-    """Initialise the narrower ``dst_model`` from the wide ``src_model``.
-
-    Retraining a pruned network from scratch throws away what the wide one
-    learnt; instead, per pruned layer, keep the ``k`` original channels that
-    carry most of the top-``k`` principal subspace (scored with
-    ``sum_j lambda_j V[c, j]^2`` over the leading ``k`` eigenpairs; kept in
-    their original order) and copy their slices: the out-channel rows of
-    that layer's weight and bias, and the matching in-channel columns of the
-    next layer's weight. For the first linear after the flatten, in-features
-    are channel-major blocks of ``H * W``, so whole blocks are kept. Layers
-    fixed by an int override without statistics fall back to the weight
-    norm of each output channel. LIF thresholds and leaks are copied by
-    name where both models have them.
-
-    Works ANN->ANN and SNN->SNN (and across forms, since weight names
-    match). Returns ``{weight layer name: kept output channel indices}`` for
-    every weight layer (all channels for unpruned ones).
-    """
-    src_model, dst_model = _unwrap(src_model), _unwrap(dst_model)
-    src_layers = weight_layers(src_model)
-    dst_layers = dict(weight_layers(dst_model))
-    names = [n for n, _ in src_layers]
-    if names != list(dst_layers):
-        raise ValueError(f"weight layers differ: {names} vs {list(dst_layers)}")
-    planned = {layer.weight_layer: layer for layer in plan.layers}
-    unknown = set(planned) - set(names)
-    if unknown:
-        raise ValueError(f"plan names weight layers the model lacks: {sorted(unknown)}")
-
-    kept: dict[str, list[int]] = {}
-    with torch.no_grad():
-        prev_keep: Tensor | None = None  # None: every input channel
-        prev_kind: str | None = None
-        prev_out = 0
-        for name, src in src_layers:
-            dst = dst_layers[name]
-            layer = planned.get(name)
-            if layer is not None:
-                if src.weight.shape[0] != layer.original_width:
-                    raise ValueError(
-                        f"{name}: source has {src.weight.shape[0]} outputs, the plan says {layer.original_width}"
-                    )
-                out_keep = _keep_indices(layer, stats.get(layer.name), src.weight)
-            else:
-                out_keep = torch.arange(src.weight.shape[0])
-            in_keep = _input_indices(src, prev_keep, prev_kind, prev_out)
-            dev = src.weight.device
-            weight = src.weight.index_select(0, out_keep.to(dev))
-            if in_keep is not None:
-                weight = weight.index_select(1, in_keep.to(dev))
-            if weight.shape != dst.weight.shape:
-                raise ValueError(
-                    f"{name}.weight: warm-start slice {tuple(weight.shape)} does not fit "
-                    f"{tuple(dst.weight.shape)}; was dst built from plan.pruned_spec?"
-                )
-            dst.weight.copy_(weight)
-            if (src.bias is None) != (dst.bias is None):
-                raise ValueError(f"{name}.bias: present in one model only")
-            if src.bias is not None:
-                dst.bias.copy_(src.bias.index_select(0, out_keep.to(dev)))
-            kept[name] = out_keep.tolist()
-            prev_keep = out_keep if len(out_keep) < src.weight.shape[0] else None
-            prev_kind = "conv" if isinstance(src, nn.Conv2d) else "linear"
-            prev_out = src.weight.shape[0]
-
-        dst_lifs = dict(spiking_layers(dst_model))
-        for name, lif in spiking_layers(src_model):
-            if name in dst_lifs:
-                dst_lifs[name].threshold.copy_(lif.threshold)
-                dst_lifs[name].leak.copy_(lif.leak)
-    return kept
-
-
-def _input_indices(
-    layer: nn.Module, prev_keep: Tensor | None, prev_kind: str | None, prev_out: int
-) -> Tensor | None:
-    """Input columns of ``layer`` that survive the previous layer's pruning (``None``: all)."""
-    if prev_keep is None:
-        return None
-    if isinstance(layer, nn.Linear) and prev_kind == "conv":
-        # Flatten of [C, H, W] is channel-major: channel c owns columns c*HW .. c*HW + HW - 1.
-        if layer.in_features % prev_out:
-            raise ValueError(
-                f"linear in_features {layer.in_features} is not a multiple of the {prev_out} conv channels"
-            )
-        hw = layer.in_features // prev_out
-        return (prev_keep[:, None] * hw + torch.arange(hw)[None, :]).flatten()
-    return prev_keep
+        keys[i], resolved[i] = key, value
+    return resolved

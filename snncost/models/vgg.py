@@ -16,10 +16,16 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
-import torch
 from torch import nn
 
 import snncost.nn as sn
+from snncost.models.common import (  # noqa: F401 - re-exported: vgg was their home
+    ChannelGroup,
+    NeuronConfig,
+    spiking_layers,
+    transfer_weights,
+    weight_layers,
+)
 
 Width = int | Literal["P"]
 
@@ -97,45 +103,64 @@ class VGGSpec:
         classifier = [int(next(it)) for _ in self.classifier]
         return replace(self, features=features, classifier=classifier)
 
+    def channel_groups(self) -> list[ChannelGroup]:
+        """One group per conv and hidden linear (a chain ties nothing), in :meth:`widths` order.
+
+        Module names follow :func:`_layers`: ``features.i`` (conv), ``features.i+1``
+        (its ReLU/LIF), ``classifier.0`` the flatten, then linear, activation
+        and (with ``dropout > 0``) dropout per hidden width.
+        """
+        convs: list[tuple[str, str, int]] = []  # (weight layer, activation, width)
+        index = 0
+        for w in self.features:
+            if w == "P":
+                index += 1
+            else:
+                convs.append((f"features.{index}", f"features.{index + 1}", w))
+                index += 2
+        hidden: list[tuple[str, str, int]] = []
+        index = 1
+        for w in self.classifier:
+            hidden.append((f"classifier.{index}", f"classifier.{index + 1}", w))
+            index += 3 if self.dropout > 0 else 2
+        layers = convs + hidden
+        consumers = [layer for layer, _, _ in layers[1:]] + [f"classifier.{index}"]
+        return [
+            ChannelGroup((act,), (layer,), (consumer,), w, "conv" if i < len(convs) else "linear")
+            for i, ((layer, act, w), consumer) in enumerate(zip(layers, consumers, strict=True))
+        ]
+
+    def cost(self) -> tuple[int, int]:
+        """``(parameters, dense MACs per sample)`` of the conv/linear layers this spec builds.
+
+        Stride-1 convs with ``k // 2`` padding and 2x2 pooling, as :func:`build_ann` builds.
+        """
+        k = self.kernel_size
+        size = self.image_size
+        channels = self.in_channels
+        params = macs = 0
+        for w in self.features:
+            if w == "P":
+                size //= 2
+                continue
+            size = size + 2 * (k // 2) - k + 1
+            weights = channels * w * k * k
+            params += weights + (w if self.bias else 0)
+            macs += weights * size * size
+            channels = w
+        width = channels * self.feature_map_size() ** 2
+        for w in [*self.classifier, self.num_classes]:
+            params += width * w + (w if self.bias else 0)
+            macs += width * w
+            width = w
+        return params, macs
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> VGGSpec:
         return cls(**data)
-
-
-@dataclass
-class NeuronConfig:
-    """How the SNN form's neurons and input are set up."""
-
-    timesteps: int = 25
-    encoding: Literal["direct", "poisson"] = "direct"
-    threshold: float = 1.0
-    leak: float = 1.0
-    learn_threshold: bool = True
-    learn_leak: bool = True
-    surrogate: str = "piecewise_linear"
-    slope: float | None = None
-    detach_reset: bool = True
-
-    def make_neuron(self) -> sn.LIF:
-        return sn.LIF(
-            threshold=self.threshold,
-            leak=self.leak,
-            learn_threshold=self.learn_threshold,
-            learn_leak=self.learn_leak,
-            surrogate=self.surrogate,
-            slope=self.slope,
-            detach_reset=self.detach_reset,
-        )
-
-    def make_encoder(self) -> sn.Encoder:
-        if self.encoding == "direct":
-            return sn.DirectEncoder(self.timesteps)
-        if self.encoding == "poisson":
-            return sn.PoissonEncoder(self.timesteps)
-        raise ValueError(f"encoding = {self.encoding!r}: choose 'direct' or 'poisson'")
 
 
 def _layers(spec: VGGSpec, neurons: NeuronConfig | None) -> tuple[list[nn.Module], list[nn.Module]]:
@@ -216,38 +241,3 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if getattr(m, "bias", None) is not None:
             nn.init.zeros_(m.bias)
-
-
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every conv/linear layer, in forward order."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-
-
-def transfer_weights(src: nn.Module, dst: nn.Module) -> list[str]:
-    """Copy every conv/linear weight (and bias) from ``src`` into ``dst`` by name.
-
-    Works ANN->SNN and SNN->ANN. Raises ``ValueError`` naming the first layer
-    whose name or shape does not match. Returns the names copied.
-    """
-    src_layers, dst_layers = dict(weight_layers(src)), dict(weight_layers(dst))
-    if src_layers.keys() != dst_layers.keys():
-        missing = sorted(set(src_layers) ^ set(dst_layers))
-        raise ValueError(f"weight layers differ between models: {missing}")
-    with torch.no_grad():
-        for name, s in src_layers.items():
-            d = dst_layers[name]
-            for attr in ("weight", "bias"):
-                a, b = getattr(s, attr), getattr(d, attr)
-                if (a is None) != (b is None):
-                    raise ValueError(f"{name}.{attr}: present in one model only")
-                if a is None:
-                    continue
-                if a.shape != b.shape:
-                    raise ValueError(f"{name}.{attr}: shape {tuple(a.shape)} vs {tuple(b.shape)}")
-                b.copy_(a)
-    return list(src_layers)
-
-
-def spiking_layers(model: nn.Module) -> list[tuple[str, sn.LIF]]:
-    """``(name, LIF)`` of every spiking layer, in forward order."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, sn.LIF)]

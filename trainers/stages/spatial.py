@@ -3,9 +3,10 @@
 Chowdhury et al. (2021), section III-A: the number of principal components
 that explain ``spatial.threshold`` of the variance of a layer's average
 accumulated membrane potential is the number of channels it needs. The
-narrower VGG is rebuilt (whole channels go) and retrained, either
-warm-started from the wide SNN's most significant channels or from scratch
-through ANN -> convert -> SNN (``spatial.init``).
+narrower network is rebuilt (whole channels go; in a ResNet the channels
+tied by shortcuts go together, see ``docs/models.md``) and retrained,
+either warm-started from the wide SNN's most significant channels or from
+scratch through ANN -> convert -> SNN (``spatial.init``).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from trainers.engine import evaluate
 
 
 def stage_ann(ctx: Context) -> None:
-    """Train the ANN form of the configured VGG (ReLU; the conversion source and the baseline)."""
+    """Train the ANN form of the configured network (ReLU; the conversion source and the baseline)."""
     if ctx.restore("ann"):
         return
     torch.manual_seed(ctx.cfg.seed)
