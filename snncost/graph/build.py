@@ -335,9 +335,8 @@ def build_graph(
             if m.start_dim != 1 or m.end_dim != -1:
                 raise UnsupportedModuleError(path, m, f"start_dim={m.start_dim}, end_dim={m.end_dim} (need 1, -1)")
             node = FlattenNode(path, in_shape=shape, out_shape=(int(np.prod(shape)),))
-        elif isinstance(m, sn.LIF):
-            leak, theta = m.effective()
-            node = LIFNode(path, leak=leak, threshold=theta, shape=shape)
+        elif isinstance(m, sn.LIF):  # every neuron kind (IF, TauLIF, ParametricLIF) is a LIF
+            node = LIFNode(path, shape=shape, **m.graph_fields())
         elif isinstance(m, nn.ReLU):
             if spiking:
                 raise UnsupportedModuleError(path, m, "ReLU inside a spiking model")
