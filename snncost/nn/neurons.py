@@ -100,6 +100,7 @@ class LIF(nn.Module):
         return self.leak.clamp(0.0, 1.0)
 
     def clamped_threshold(self) -> torch.Tensor:
+        """The threshold as used in the forward pass (at least :attr:`min_threshold`)."""
         return self.threshold.clamp_min(self.min_threshold)
 
     def effective(self) -> tuple[float, float]:
