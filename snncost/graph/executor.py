@@ -6,8 +6,9 @@ same float32 order as the replay:
 
 - weight layers: ``conv(x, codes) * scale + bias`` (quantized) or
   ``conv(x, w) + bias`` (float), the bias added after the convolution;
-- neurons: :func:`neuron_step`, the formulas of
-  :class:`~snncost.graph.nodes.LIFNode` written once, left to right;
+- neurons: :func:`snncost.nn.functional.neuron_step`, the one torch
+  definition of every :class:`~snncost.graph.nodes.LIFNode` kind, the one
+  training uses;
 - merges: :data:`snncost.graph.merges.MERGE_RULES` (the same functions the
   replay applies), spikes entering a current add as their 0/1 values;
 - pools: ``F.avg_pool2d`` / ``F.max_pool2d`` (kernel == stride);
@@ -17,8 +18,6 @@ It is also what an importer (NIR, a tracer) can hand back as a runnable model.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -39,41 +38,38 @@ from snncost.graph.nodes import (
     ReLUNode,
     WeightNode,
 )
+from snncost.nn.functional import NeuronKind
+from snncost.nn.functional import neuron_step as _neuron_step
 
 _F32 = torch.float32
 
-#: LIFNode.charge -> h(u, I, node, vr), float32, evaluated left to right as written
-CHARGE_RULES: dict[str, Callable[[torch.Tensor, torch.Tensor, LIFNode, torch.Tensor], torch.Tensor]] = {
-    "leak": lambda u, i, n, vr: _c(n.leak) * u + i,
-    "decay-input": lambda u, i, n, vr: u + (i - (u - vr)) / _c(n.tau),
-    "no-decay-input": lambda u, i, n, vr: u - (u - vr) / _c(n.tau) + i,
-    "plif-decay-input": lambda u, i, n, vr: u + (i - (u - vr)) * _c(n.decay),
-    "plif-no-decay-input": lambda u, i, n, vr: u - (u - vr) * _c(n.decay) + i,
+#: LIFNode.charge -> the LIFNode field that holds the rule's constant (leak, tau or decay)
+_CONSTANT_FIELD = {
+    "leak": "leak",
+    "decay-input": "tau",
+    "no-decay-input": "tau",
+    "plif-decay-input": "decay",
+    "plif-no-decay-input": "decay",
 }
 
 
-def _c(x: float) -> torch.Tensor:
-    """A float32 0-d constant (so no operation runs in float64)."""
-    return torch.tensor(x, dtype=_F32)
+def neuron_kind(node: LIFNode) -> NeuronKind:
+    """The :class:`snncost.nn.functional.NeuronKind` of a LIF node (its charge and reset rules)."""
+    if node.charge not in _CONSTANT_FIELD:
+        raise ValueError(f"{node.name}: unknown charge {node.charge!r}; choose one of {', '.join(_CONSTANT_FIELD)}")
+    return NeuronKind(node.charge, node.reset, node.reset_value if node.reset == "hard" else 0.0)
 
 
 def initial_membrane(node: LIFNode, like: torch.Tensor) -> torch.Tensor:
     """The membrane before the first step: ``reset_value`` for a hard reset, else 0."""
-    return torch.full_like(like, float(np.float32(node.reset_value)) if node.reset == "hard" else 0.0, dtype=_F32)
+    return neuron_kind(node).initial_membrane(like.to(_F32))
 
 
 def neuron_step(node: LIFNode, u: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step of ``node``'s neurons: charge, fire, reset; returns ``(spikes, new membrane)``."""
-    rule = CHARGE_RULES.get(node.charge)
-    if rule is None:
-        raise ValueError(f"{node.name}: unknown charge {node.charge!r}; choose one of {', '.join(CHARGE_RULES)}")
-    hard = node.reset == "hard"
-    vr = _c(node.reset_value if hard else 0.0)
-    h = rule(u, current.to(_F32), node, vr)
-    s = h >= _c(node.threshold)
-    if hard:
-        return s.to(_F32), torch.where(s, vr, h)
-    return s.to(_F32), torch.where(s, h - _c(node.threshold), h)
+    """One step of ``node``'s neurons by :func:`snncost.nn.functional.neuron_step`, the rule
+    training uses (charge, fire, reset); returns ``(spikes, new membrane)``."""
+    constant = float(getattr(node, _CONSTANT_FIELD.get(node.charge, "leak")))
+    return _neuron_step(u, current.to(_F32), constant, float(node.threshold), neuron_kind(node))
 
 
 def _weight(node: WeightNode, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +147,7 @@ class GraphModule(nn.Module):
                     trace[node.name].append(vals[node.name])
             out = self._readout(vals)
             total = out.clone() if total is None else total + out
-        logits = (total / _c(float(T))).reshape(total.shape[0], -1)
+        logits = (total / torch.tensor(float(T), dtype=_F32)).reshape(total.shape[0], -1)
         if return_spikes or return_values:
             return logits, {k: torch.stack(v) for k, v in trace.items()}
         return logits
@@ -189,4 +185,4 @@ class GraphModule(nn.Module):
         raise ValueError(f"{node.name}: node type {node.type_name} not supported by GraphModule")
 
 
-__all__ = ["CHARGE_RULES", "GraphModule", "initial_membrane", "neuron_step"]
+__all__ = ["GraphModule", "initial_membrane", "neuron_kind", "neuron_step"]

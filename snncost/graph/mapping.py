@@ -253,8 +253,7 @@ def flatten_node(path: str, m: nn.Flatten, shape: Shape, lead: int = 1) -> Flatt
 
 
 def snncost_lif_node(path: str, m: sn.LIF, shape: Shape, lead: int = 1) -> LIFNode:
-    leak, theta = m.effective()
-    return LIFNode(path, leak=leak, threshold=theta, shape=tuple(shape))
+    return LIFNode(path, shape=tuple(shape), **m.graph_fields())
 
 
 def relu_node(path: str, m: nn.ReLU, shape: Shape, lead: int = 1) -> ReLUNode:

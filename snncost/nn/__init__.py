@@ -1,15 +1,26 @@
 """The spiking vocabulary shared by the trainer and the simulator.
 
-Pure functions live in :mod:`snncost.nn.functional` and
-:mod:`snncost.nn.surrogate`; modules (LIF, encoders, containers) wrap them.
+Pure functions live in :mod:`snncost.nn.functional` (the neuron kinds: charge
+and reset rules, one step, the fused multi-step BPTT) and
+:mod:`snncost.nn.surrogate`; modules (LIF, IF, TauLIF, ParametricLIF,
+encoders, containers) wrap them.
 :mod:`snncost.nn.quant` holds the k-bit weight quantizer and the quantized
 conv/linear layers.
 """
 
 from snncost.nn.encoders import DirectEncoder, Encoder, PoissonEncoder
-from snncost.nn.functional import lif_multistep, lif_step
+from snncost.nn.functional import (
+    CHARGES,
+    RESETS,
+    NeuronKind,
+    lif_multistep,
+    lif_step,
+    neuron_forward,
+    neuron_multistep,
+    neuron_step,
+)
 from snncost.nn.layers import OutputIntegrator, SpikingSequential, TemporalDropout, TemporalModule
-from snncost.nn.neurons import LIF
+from snncost.nn.neurons import IF, LIF, ParametricLIF, TauLIF
 from snncost.nn.quant import (
     QuantConv2d,
     QuantLinear,
@@ -22,16 +33,22 @@ from snncost.nn.quant import (
 from snncost.nn.surrogate import SURROGATES, Surrogate, spike_fn
 
 __all__ = [
+    "CHARGES",
+    "IF",
     "LIF",
+    "RESETS",
     "SURROGATES",
     "DirectEncoder",
     "Encoder",
+    "NeuronKind",
     "OutputIntegrator",
+    "ParametricLIF",
     "PoissonEncoder",
     "QuantConv2d",
     "QuantLinear",
     "SpikingSequential",
     "Surrogate",
+    "TauLIF",
     "TemporalDropout",
     "TemporalModule",
     "apply_quantization",
@@ -39,6 +56,9 @@ __all__ = [
     "lif_multistep",
     "lif_step",
     "model_quantization",
+    "neuron_forward",
+    "neuron_multistep",
+    "neuron_step",
     "quantize_model",
     "quantize_tensor",
     "spike_fn",
