@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -123,15 +124,23 @@ class _Builder:
 # ---------------------------------------------------------------------- the fx tracer
 class _Tracer(fx.Tracer):
     """Stops at every module the mapping table knows, at torch's built-in layers and at any
-    SpikingJelly module (its own or a subclass), so those are mapped or refused by name and type;
-    the user's own modules (residual blocks) are traced into."""
+    SpikingJelly layer or neuron (its own or a subclass), so those are mapped or refused by name
+    and type; the user's own modules and SpikingJelly's model-zoo blocks are traced into."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return (
             module_rule(m) is not None
-            or any(c.__module__.startswith("spikingjelly.") for c in type(m).__mro__)
+            or any(_spikingjelly_layer(c) for c in type(m).__mro__)
             or super().is_leaf_module(m, module_qualified_name)
         )
+
+
+def _spikingjelly_layer(cls: type) -> bool:
+    """A SpikingJelly layer or neuron class (mapped or refused by name); the networks of its model
+    zoo (``spikingjelly.activation_based.model``, e.g. ``sew_resnet``'s blocks) are traced into."""
+    return cls.__module__.startswith("spikingjelly.") and not cls.__module__.startswith(
+        "spikingjelly.activation_based.model"
+    )
 
 
 def _scope(node: fx.Node) -> str:
@@ -444,9 +453,14 @@ def static_input(
 
 def is_chain_model(model: nn.Module) -> bool:
     """An ``nn.Sequential`` chain :func:`~snncost.graph.build_graph` walks (no tracing needed):
-    one with an encoder, or one without neurons (an ANN, refused by ``evaluate``). A Sequential
-    of neurons without an encoder (SpikingJelly) is traced, fed the image over ``T``."""
-    return isinstance(model, nn.Sequential) and (has_encoder(model) or not is_spiking_model(model))
+    one with an encoder, or one without neurons (an ANN, refused by ``evaluate``), made only of
+    modules the mapping table knows. A Sequential of neurons without an encoder (SpikingJelly) is
+    traced, fed the image over ``T``, and so is one holding residual blocks (the model zoo's ResNets)."""
+    return (
+        isinstance(model, nn.Sequential)
+        and (has_encoder(model) or not is_spiking_model(model))
+        and not any(_traced_into(m) for m in model.modules())  # residual blocks are traced
+    )
 
 
 def _reset_states(model: nn.Module) -> None:
@@ -456,8 +470,57 @@ def _reset_states(model: nn.Module) -> None:
             m.reset()
 
 
+class _InOrder(nn.Module):
+    """A :class:`~snncost.nn.SpikingSequential` that holds residual blocks, as torch.fx can trace it.
+
+    ``SpikingSequential.forward`` branches on the input's strides (to reuse a
+    time-constant input), which symbolic tracing cannot follow, so the tracer
+    would stop at it and map its children as a chain. When a child is a block
+    to be traced into (SEW or ResNet-19 blocks of :mod:`snncost.models.resnet`),
+    the container is replaced, for tracing only, by this module: the same
+    children under the same names (so module paths are unchanged), called in
+    order. Every child must take ``[T, B, ...]`` itself (a neuron, a block, a
+    nested spiking container); a time-folded layer placed directly beside
+    residual blocks is refused, naming it.
+    """
+
+    def __init__(self, container: nn.Module, path: str) -> None:
+        super().__init__()
+        for name, child in container.named_children():
+            child_path = f"{path}.{name}" if path else name
+            if not (_is_temporal(child) or isinstance(child, (sn.Encoder, sn.SpikingSequential, _InOrder))):
+                raise UnsupportedModuleError(
+                    child_path, child,
+                    "a time-folded layer directly beside residual blocks in a SpikingSequential: wrap it "
+                    "in a SpikingSequential of its own",
+                )  # fmt: skip
+            self.add_module(name, child)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for child in self.children():
+            x = child(x)
+        return x
+
+
+def _traced_into(m: nn.Module) -> bool:
+    """``m`` is neither mapped by the table nor a leaf: the tracer follows its forward."""
+    return module_rule(m) is None and not _Tracer().is_leaf_module(m, "")
+
+
+def _in_order(module: nn.Module, path: str = "") -> nn.Module:
+    """``module`` with every SpikingSequential that holds a block to trace into replaced by
+    :class:`_InOrder` (a new container tree sharing the same layers; the model is not changed)."""
+    if not isinstance(module, sn.SpikingSequential):
+        return module
+    children = {name: _in_order(child, f"{path}.{name}" if path else name) for name, child in module.named_children()}
+    if not any(isinstance(c, _InOrder) or _traced_into(c) for c in children.values()):
+        return module
+    return _InOrder(nn.Sequential(OrderedDict(children)), path)
+
+
 def _fx_graph(model: nn.Module) -> fx.GraphModule:
     tracer = _Tracer()
+    model = _in_order(model)
     try:
         graph = tracer.trace(model)
     except Exception as exc:
