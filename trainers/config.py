@@ -40,8 +40,13 @@ class DataConfig(_Section):
     name: Literal["digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
     root: str | None = Field(None, description="data directory or archive; None = search the usual places")
     download: bool = False
-    subset: int | None = Field(None, gt=0, description="train on this many images (stratified)")
+    subset: int | None = Field(None, gt=0, description="train on this many images (stratified, drawn after the validation split)")
     test_subset: int | None = Field(None, gt=0)
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1,
+        description="validation split carved from the training set (stratified, seeded by seed; at least 1 per class): "
+        "every choice of a run reads it, never the test split",
+    )  # fmt: skip
     augment: bool = False
     batch_size: int = Field(64, gt=0)
     cache_dir: str = ".cache/snncost"
@@ -116,7 +121,7 @@ class SpatialConfig(_Section):
 class TemporalConfig(_Section):
     schedule: list[int] = Field([25, 20, 15, 10, 5, 3, 2, 1], description="T values, each stage from the last")
     epochs: int = Field(2, ge=0, description="fine-tuning epochs per T")
-    tolerance: float | None = Field(None, ge=0, description="stop when accuracy drops more than this below the first T")
+    tolerance: float | None = Field(None, ge=0, description="stop when validation accuracy drops more than this below the first T's")
 
     @field_validator("schedule")
     @classmethod
