@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -160,6 +160,9 @@ class EvaluateConfig(_Section):
 class RunConfig(_Section):
     name: str = Field("digits", description="run directory name under runs_dir (letters, digits, - _ . +)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(
+        None, description="run once per seed in <name>/seed-<k>/, then aggregate (mean ± std); --seeds N: seed..seed+N-1"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runs_dir: str = "runs"
     progress: bool = True
@@ -182,6 +185,13 @@ class RunConfig(_Section):
                 "must be a plain directory name of at most 255 characters: letters, digits, '-', '_', '.', '+', "
                 "not starting with '.'"
             )
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"must be a non-empty list of distinct seeds, got {v}")
         return v
 
     @field_validator("stages")

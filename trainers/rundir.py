@@ -30,7 +30,7 @@ holds the config of the outputs present, so a re-run compares the
 fingerprints of its config with those of ``config.yaml`` (both computed by
 the same code) and the inputs with the recorded ones. Run-level keys
 (:data:`RUN_KEYS`: ``name``, ``runs_dir``, ``device``, ``progress``,
-``stages``, ``data.download``, ``data.cache_dir``) are in no
+``stages``, ``seeds``, ``data.download``, ``data.cache_dir``) are in no
 fingerprint. A stored ``config.yaml`` that predates a key whose default
 computes something new (:data:`PREDATING`: ``data.val_fraction``, the
 validation split) is read with the key's old meaning, so such a run is not
@@ -101,7 +101,8 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 assert tuple(STAGE_KEYS) == STAGES
 
 #: keys that change how or where a run goes, not what it computes: in no fingerprint
-RUN_KEYS = ("name", "runs_dir", "device", "progress", "stages", "data.download", "data.cache_dir")
+#: (``seeds`` makes several runs, each fingerprinted with its own ``seed``: :mod:`trainers.seeds`)
+RUN_KEYS = ("name", "runs_dir", "device", "progress", "stages", "seeds", "data.download", "data.cache_dir")
 
 #: Keys added after runs existed whose default computes something else than those runs did, with the
 #: value that describes such a run. A stored ``config.yaml`` without the key is read with this value, so
