@@ -539,10 +539,10 @@ def test_imagefolder_with_a_file_that_is_not_an_image(tmp_path):
 
 
 def test_imagefolder_ignores_hidden_files(tmp_path):
-    root = imagefolder(tmp_path / "ds", train__cat=["a.png", ".DS_Store"], test__cat=["b.png"])
+    root = imagefolder(tmp_path / "ds", train__cat=["a.png", "c.png", ".DS_Store"], test__cat=["b.png"])
     (root / "train" / ".ipynb_checkpoints").mkdir()
     bundle = load_folder(root, tmp_path)
-    assert len(bundle.train) == 1 and bundle.train.classes == ["cat"]
+    assert len(bundle.train) + len(bundle.val) == 2 and bundle.train.classes == ["cat"]
 
 
 def test_trainer_on_an_empty_data_set(tmp_path, capsys):

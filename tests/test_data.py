@@ -13,7 +13,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def test_digits_split_and_stats():
     d = load_data(DataConfig(name="digits"))
-    assert (len(d.train), len(d.test)) == (1437, 360)
+    assert (len(d.train), len(d.val), len(d.test)) == (1437 - 144, 144, 360)  # val: 10% of the 1,437
     assert (d.in_channels, d.image_size, d.num_classes) == (1, 8, 10)
 
 
@@ -64,8 +64,9 @@ def test_imagefolder_from_generated_tree(tmp_path):
                 Image.new("RGB", (6, 6), (i * 40, 0, 0)).save(tmp_path / "tree" / split / c / f"{i}.png")
     cfg = DataConfig(name="imagefolder", root=str(tmp_path / "tree"), cache_dir=str(tmp_path / "cache"))
     d = load_data(cfg)
-    assert d.train.images.shape == (6, 3, 6, 6) and d.train.classes == ["cat", "dog"]
-    assert load_data(cfg).train.images.shape == (6, 3, 6, 6)  # from the cache
+    assert d.train.images.shape == (4, 3, 6, 6) and d.val.images.shape == (2, 3, 6, 6)  # 1 per class to val
+    assert d.train.classes == ["cat", "dog"]
+    assert torch.equal(load_data(cfg).train.images, d.train.images)  # from the cache
 
 
 @pytest.mark.skipif(not (SHARED / "fashion-mnist").is_dir(), reason="../shared/data not present")

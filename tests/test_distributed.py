@@ -49,7 +49,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
     a, b = _metrics(tmp_path / "single"), _metrics(tmp_path / "ddp")
     assert [r["stage"] for r in a] == [r["stage"] for r in b]
     for ra, rb in zip(a, b, strict=False):
-        for key in ("train_loss", "test_acc", "test_loss"):
+        for key in ("train_loss", "val_acc", "val_loss", "test_acc", "test_loss"):
             if key in ra:
                 assert rb[key] == pytest.approx(ra[key], rel=1e-3, abs=1e-3), (ra["stage"], key)
     # the PCA statistics were reduced over both ranks: same widths as one process

@@ -63,6 +63,13 @@ def test_default_run_end_to_end(runs_dir, capsys):
         assert os.path.getsize(f"{run}/{name}") > 0, name
     results = json.load(open(f"{run}/results.json"))
     assert [v["stage"] for v in results["variants"]] == ["ann", "snn", "spatial", "temporal", "quantize"]
+    # selection reads the validation split only: every epoch is monitored on it, the test split is
+    # evaluated once per finished model (its metrics) and reported
+    epochs = [r for r in records if r.get("epoch", 0) >= 1]
+    assert epochs and all("val_acc" in r and "test_acc" not in r for r in epochs)
+    assert all(v["val_acc"] is not None and v["test_acc"] is not None for v in results["variants"])
+    assert results["splits"] == {"train": 1437 - 144, "val": 144, "test": 360, "val_fraction": 0.1}
+    assert "never used for a choice" in open(f"{run}/results.md").read()
     assert results["variants"][-1]["weight_bits"] == 5  # quantize.bits default
     assert set(results["robustness"]) == {"ANN", "SNN (unpruned)", "quantized"}
 
@@ -162,7 +169,7 @@ def test_help_lists_keys(capsys):
 
 def test_claims_hold_only_at_matched_accuracy():
     """A ratio reached far below the ANN's accuracy is not the paper's claim (issue: matched accuracy)."""
-    from trainers.stages.report import claims_at_matched_accuracy, results_markdown
+    from trainers.results import claims_at_matched_accuracy, results_markdown
 
     def row(variant, stage, acc, params, t, synaptic):
         return {"variant": variant, "stage": stage, "test_acc": acc, "params": params, "timesteps": t,
@@ -187,6 +194,6 @@ def test_claims_hold_only_at_matched_accuracy():
          "energy_total_uj": 1.0, "vs_ann_compute_energy": 1.0, "vs_ann_total_energy": 1.0} for v in variants],
         "claims": claims_at_matched_accuracy(variants, 1.0), "accuracy_tolerance": 1.0,
         "temporal": [], "robustness": {}})  # fmt: skip
-    assert "| small | 4 | 32 | 50 | 80.00% | -10.00 |" in md
+    assert "| small | 4 | 32 | 50 | - | 80.00% | -10.00 |" in md  # no val acc in these rows
     assert "| temporal pruning: 3-30x fewer timesteps | no | 1.00x (" in md
     assert "| 6.00x (small, -10.00 pts) |" in md

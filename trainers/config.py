@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -40,8 +40,13 @@ class DataConfig(_Section):
     name: Literal["digits", "synthetic", "fashion-mnist", "cifar10", "cifar100", "imagefolder"] = "digits"
     root: str | None = Field(None, description="data directory or archive; None = search the usual places")
     download: bool = False
-    subset: int | None = Field(None, gt=0, description="train on this many images (stratified)")
+    subset: int | None = Field(None, gt=0, description="train on this many images (stratified, drawn after the validation split)")
     test_subset: int | None = Field(None, gt=0)
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1,
+        description="validation split carved from the training set (stratified, seeded by seed; at least 1 per class): "
+        "every choice of a run reads it, never the test split",
+    )  # fmt: skip
     augment: bool = False
     batch_size: int = Field(64, gt=0)
     cache_dir: str = ".cache/snncost"
@@ -117,7 +122,7 @@ class SpatialConfig(_Section):
 class TemporalConfig(_Section):
     schedule: list[int] = Field([25, 20, 15, 10, 5, 3, 2, 1], description="T values, each stage from the last")
     epochs: int = Field(2, ge=0, description="fine-tuning epochs per T")
-    tolerance: float | None = Field(None, ge=0, description="stop when accuracy drops more than this below the first T")
+    tolerance: float | None = Field(None, ge=0, description="stop when validation accuracy drops more than this below the first T's")
 
     @field_validator("schedule")
     @classmethod
@@ -156,6 +161,9 @@ class EvaluateConfig(_Section):
 class RunConfig(_Section):
     name: str = Field("digits", description="run directory name under runs_dir (letters, digits, - _ . +)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(
+        None, description="run once per seed in <name>/seed-<k>/, then aggregate (mean ± std); --seeds N: seed..seed+N-1"
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     runs_dir: str = "runs"
     progress: bool = True
@@ -178,6 +186,13 @@ class RunConfig(_Section):
                 "must be a plain directory name of at most 255 characters: letters, digits, '-', '_', '.', '+', "
                 "not starting with '.'"
             )
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(f"must be a non-empty list of distinct seeds, got {v}")
         return v
 
     @field_validator("stages")

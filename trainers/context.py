@@ -58,11 +58,14 @@ class Context:
     results: dict[str, dict] = field(default_factory=dict)
 
     def loader(self, split: str, shuffle: bool = False, augment: bool = False, shard: bool = False) -> BatchLoader:
-        """Batches of ``split``; ``shard`` splits each epoch across distributed ranks."""
+        """Batches of ``split`` (train, val or test); ``shard`` splits each epoch across distributed ranks."""
         d = self.data
+        splits = {"train": d.train, "val": d.val, "test": d.test}
+        if split not in splits:
+            raise ValueError(f"Context.loader: unknown split {split!r}; choose one of {', '.join(splits)}")
         rank, world = (dist.rank(), dist.world_size()) if shard else (0, 1)
         return BatchLoader(
-            d.train if split == "train" else d.test,
+            splits[split],
             self.cfg.data.batch_size // world if shard else self.cfg.data.batch_size,
             d.mean,
             d.std,
@@ -73,6 +76,19 @@ class Context:
             rank=rank,
             world=world,
         )
+
+    def evaluate_final(self, model: nn.Module, stage: str) -> dict:
+        """A finished model's metrics: validation (what later choices read) and test, read once here.
+
+        Spikes per inference are the test split's, as reported. (A fresh
+        validation pass rather than the last epoch's: with Poisson inputs it
+        draws random numbers, and a run resumed after its last epoch must
+        draw the same ones.)
+        """
+        show = self.cfg.progress and dist.is_main()
+        val = evaluate(model, self.loader("val"), f"{stage} val", show, split="val")
+        test = evaluate(model, self.loader("test"), f"{stage} test", show, split="test")
+        return {"val_loss": val["val_loss"], "val_acc": val["val_acc"], **test}
 
     def say(self, text: str) -> None:
         if dist.is_main():
@@ -239,7 +255,7 @@ def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, e
     opt = make_optimizer(model, ocfg)
     sched = make_scheduler(opt, ocfg)
     train_loader = ctx.loader("train", shuffle=True, augment=ctx.cfg.data.augment, shard=True)
-    test_loader = ctx.loader("test")
+    val_loader = ctx.loader("val")
     start, history = 0, []
     state = ctx.run.in_progress(stage)
     if state is not None:
@@ -268,7 +284,7 @@ def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, e
             raise NonFiniteLossError(f"stage {stage!r} stopped: {exc}; {kept}") from None
         tr = dist.mean_over_ranks(tr, 1.0)  # equal shards: the plain mean is the global one
         sched.step()
-        ev = evaluate(model, test_loader, f"{stage} eval", show)
+        ev = evaluate(model, val_loader, f"{stage} val", show, split="val")
         rec = {"stage": stage, "epoch": epoch + 1, "lr": lr, **(extra or {}), **tr, **scalar_metrics(ev)}
         rec["seconds"] = time.perf_counter() - t0
         history.append(rec)
@@ -288,7 +304,7 @@ def train_stage(ctx: Context, stage: str, model: nn.Module, ocfg: OptimConfig, e
         spikes = f" spikes/img {ev['spikes_per_inference']:.0f}" if "spikes_per_inference" in ev else ""
         ctx.say(
             f"[{stage}] epoch {epoch + 1}/{ocfg.epochs} loss {tr['train_loss']:.4f} "
-            f"train {tr['train_acc']:.4f} test {ev['test_acc']:.4f}{spikes} ({rec['seconds']:.1f}s)"
+            f"train {tr['train_acc']:.4f} val {ev['val_acc']:.4f}{spikes} ({rec['seconds']:.1f}s)"
         )
-    final = evaluate(model, test_loader, f"{stage} eval", show)
+    final = ctx.evaluate_final(model, stage)
     return final, history

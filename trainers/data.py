@@ -50,8 +50,17 @@ class TensorData:
 
     def subset(self, n: int, seed: int) -> TensorData:
         """A stratified random subset of ``n`` items (all classes kept in proportion)."""
-        if n >= len(self):
-            return self
+        return self.split(n, seed)[0] if n < len(self) else self
+
+    def split(self, n: int, seed: int) -> tuple[TensorData, TensorData]:
+        """``(n stratified random items, the rest)``: the one stratified draw of this module.
+
+        Items are drawn round-robin over classes in a seeded random order, so
+        every class is represented in proportion (within one item), and the
+        first ``n >= number of classes`` items hold at least one of each class.
+        """
+        if not 0 < n < len(self):
+            raise DataError(f"cannot draw {n} of {len(self)} items: need 0 < n < {len(self)}")
         gen = torch.Generator().manual_seed(seed)
         order = torch.randperm(len(self), generator=gen)
         labels = self.labels[order]
@@ -60,16 +69,24 @@ class TensorData:
         for c in labels.unique():
             idx = (labels == c).nonzero().flatten()
             rank[idx] = torch.arange(len(idx)) * len(self) // len(idx)
-        keep = order[torch.argsort(rank, stable=True)[:n]]
-        keep = keep.sort().values
-        return TensorData(self.images[keep], self.labels[keep], self.classes)
+        ranked = order[torch.argsort(rank, stable=True)]
+        return self._take(ranked[:n]), self._take(ranked[n:])
+
+    def _take(self, idx: torch.Tensor) -> TensorData:
+        idx = idx.sort().values
+        return TensorData(self.images[idx], self.labels[idx], self.classes)
 
 
 @dataclass
 class DataBundle:
-    """Train and test splits plus what the model needs to know about them."""
+    """Train, validation and test splits plus what the model needs to know about them.
+
+    ``val`` is carved from the source's training set (:func:`carve_validation`)
+    and is what every choice of a run reads; ``test`` is only reported.
+    """
 
     train: TensorData
+    val: TensorData
     test: TensorData
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -89,7 +106,13 @@ class DataBundle:
 
 
 def load_data(cfg: DataConfig, seed: int = 0) -> DataBundle:
-    """Load the configured data set (and apply ``subset``/``test_subset``)."""
+    """Load the configured data set, carve the validation split, then apply ``subset``/``test_subset``.
+
+    The validation split is carved first, from the whole training set, so
+    that ``subset`` keeps meaning "train on this many images" and runs that
+    differ only in ``subset`` select on the same validation images. Channel
+    statistics come from the training part only.
+    """
     loaders = {
         "digits": _digits,
         "synthetic": _synthetic,
@@ -99,12 +122,35 @@ def load_data(cfg: DataConfig, seed: int = 0) -> DataBundle:
         "imagefolder": _imagefolder,
     }
     train, test = loaders[cfg.name](cfg, seed)
+    val, train = carve_validation(train, cfg.val_fraction, seed)
     if cfg.subset:
         train = train.subset(cfg.subset, seed)
     if cfg.test_subset:
         test = test.subset(cfg.test_subset, seed + 1)
     mean, std = _channel_stats(train.images)
-    return DataBundle(train, test, mean, std, cfg.name)
+    return DataBundle(train, val, test, mean, std, cfg.name)
+
+
+def validation_size(labels: torch.Tensor, fraction: float) -> int:
+    """``fraction`` of the items, rounded, and at least one per class present."""
+    return max(round(fraction * len(labels)), len(labels.unique()))
+
+
+def carve_validation(train: TensorData, fraction: float, seed: int) -> tuple[TensorData, TensorData]:
+    """``(validation, the rest for training)``: a seeded, stratified split of a training set.
+
+    Refused (naming the classes) when a class would be left with no training
+    image, e.g. a class of a single image, or a fraction so large it takes all.
+    """
+    val, rest = train.split(validation_size(train.labels, fraction), seed)
+    missing = sorted(set(train.labels.unique().tolist()) - set(rest.labels.unique().tolist()))
+    if missing:
+        names = ", ".join(repr(train.classes[c]) for c in missing[:5])
+        raise DataError(
+            f"data.val_fraction={fraction}: the validation split ({len(val)} of {len(train)} training images) "
+            f"would take every training image of class(es) {names}"
+        )
+    return val, rest
 
 
 def _channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -118,8 +118,9 @@ def _stop_if_any_rank_diverged(losses: list[float], desc: str, batch: int) -> No
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: BatchLoader, desc: str = "eval", progress: bool = True) -> dict:
-    """Test accuracy and loss; for SNNs also mean spikes per inference per layer."""
+def evaluate(model: nn.Module, loader: BatchLoader, desc: str = "eval", progress: bool = True, split: str = "test") -> dict:
+    """Accuracy and loss on ``loader`` (keys ``<split>_acc``, ``<split>_loss``); for SNNs also mean
+    spikes per inference per layer."""
     model.eval()
     layers = spiking_layers(model)
     counts = {name: 0.0 for name, _ in layers}
@@ -137,7 +138,7 @@ def evaluate(model: nn.Module, loader: BatchLoader, desc: str = "eval", progress
     finally:
         for h in hooks:
             h.remove()
-    out: dict = {"test_loss": loss_sum / max(seen, 1), "test_acc": correct / max(seen, 1)}
+    out: dict = {f"{split}_loss": loss_sum / max(seen, 1), f"{split}_acc": correct / max(seen, 1)}
     if layers:
         per_layer = {name: c / max(seen, 1) for name, c in counts.items()}
         out["spikes_per_inference"] = sum(per_layer.values())

@@ -14,6 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from snncost.checkpoint import atomic_savefig
+from trainers.aggregate import is_stat
 from trainers.data import BatchLoader
 
 
@@ -43,14 +44,23 @@ def robustness_table(models: dict[str, nn.Module], loader: BatchLoader, stds: li
     return {name: noisy_accuracy(m, loader, stds, seed) for name, m in models.items()}
 
 
-def plot_robustness(table: dict[str, dict[float, float]], path=None):
-    """Accuracy vs noise std, one line per model; returns the figure (saved when ``path``)."""
+def plot_robustness(table: dict, path=None):
+    """Accuracy vs noise std, one line per model; returns the figure (saved when ``path``).
+
+    ``table`` is ``{model: {std: accuracy}}`` (stds as numbers or, as in
+    ``results.json``, text); an accuracy aggregated over seeds
+    (:mod:`trainers.aggregate`) is drawn at its mean with an error bar of one
+    sample standard deviation.
+    """
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, accs in table.items():
-        stds = sorted(accs)
-        ax.plot(stds, [100 * accs[s] for s in stds], marker="o", label=name)
+        stds = sorted(accs, key=float)
+        values = [accs[s] for s in stds]
+        ys = [100 * (v["mean"] if is_stat(v) else v) for v in values]
+        errs = [100 * (v["std"] or 0.0) if is_stat(v) else 0.0 for v in values]
+        ax.errorbar([float(s) for s in stds], ys, yerr=errs, marker="o", capsize=2, label=name)
     ax.set_xlabel("Gaussian noise std (normalised input units)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)

@@ -11,6 +11,10 @@ with changed settings of later stages (e.g. ``temporal.schedule=[25,10,5]``)
 extends it: the finished earlier stages are reused, the changed ones and
 those after them rerun, their old outputs kept in ``runs/<name>/superseded/``
 (see :mod:`trainers.rundir` for the rule and what is refused).
+
+``--seeds 3`` (or ``seeds=[0,1,2]``) runs the pipeline once per seed in
+``runs/<name>/seed-<k>/`` and aggregates them (mean ± std) in
+``runs/<name>/results.md`` (see :mod:`trainers.seeds`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from snncost.checkpoint import CheckpointError
 from trainers import distributed as dist
-from trainers.config import ConfigError, describe_keys, resolve_config
+from trainers.config import ConfigError, RunConfig, describe_keys, resolve_config
 from trainers.data import DataError
 from trainers.engine import NonFiniteLossError
 from trainers.presets import PRESETS
@@ -40,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--preset", choices=list(PRESETS), help="a built-in configuration (default: digits)")
     src.add_argument("--config", metavar="FILE", help="a YAML config file")
+    parser.add_argument(
+        "--seeds", type=_positive_int, metavar="N",
+        help="run seeds seed, seed+1, ..., seed+N-1 in runs/<name>/seed-<k>/ and aggregate them (mean ± std)",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. snn.timesteps=8")
     return parser
 
@@ -47,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from trainers.pipeline import run_pipeline, summary_table
+    from trainers.seeds import run_seeds
 
     t0 = time.perf_counter()
     try:
         cfg = resolve_config(args.preset, args.config, args.overrides)
-        ctx = run_pipeline(cfg)
+        if args.seeds is not None:
+            cfg = with_seed_count(cfg, args.seeds)
+        contexts = run_seeds(cfg) if cfg.seeds else [run_pipeline(cfg)]
         main_rank = dist.is_main()
     except (ConfigError, DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,10 +78,31 @@ def main(argv: list[str] | None = None) -> int:
         dist.shutdown()
     if not main_rank:
         return 0
-    print()
-    print(summary_table(ctx))
-    print(f"\nrun directory: {ctx.run.path}  ({time.perf_counter() - t0:.0f}s)")
+    for ctx in contexts:
+        print()
+        print(summary_table(ctx))
+        print(f"\nrun directory: {ctx.run.path}")
+    if cfg.seeds:
+        print(f"\nseeds {', '.join(map(str, cfg.seeds))} aggregated in {Path(cfg.runs_dir) / cfg.name}")
+    print(f"({time.perf_counter() - t0:.0f}s)")
     return 0
+
+
+def with_seed_count(cfg: RunConfig, n: int) -> RunConfig:
+    """``--seeds N``: the seeds ``seed, seed+1, ..., seed+N-1``; refused next to ``seeds=[...]``."""
+    if cfg.seeds is not None:
+        raise ConfigError(f"give --seeds N or seeds={cfg.seeds}, not both")
+    return RunConfig.model_validate({**cfg.model_dump(), "seeds": list(range(cfg.seed, cfg.seed + n))})
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--seeds takes a number of seeds >= 1, got {text!r}")
+    return value
 
 
 def _os_error(exc: OSError) -> str:

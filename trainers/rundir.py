@@ -30,7 +30,11 @@ holds the config of the outputs present, so a re-run compares the
 fingerprints of its config with those of ``config.yaml`` (both computed by
 the same code) and the inputs with the recorded ones. Run-level keys
 (:data:`RUN_KEYS`: ``name``, ``runs_dir``, ``device``, ``progress``,
-``stages``, ``data.download``, ``data.cache_dir``) are in no fingerprint.
+``stages``, ``seeds``, ``data.download``, ``data.cache_dir``) are in no
+fingerprint. A stored ``config.yaml`` that predates a key whose default
+computes something new (:data:`PREDATING`: ``data.val_fraction``, the
+validation split) is read with the key's old meaning, so such a run is not
+resumed as if it had been made with the new default.
 
 Re-running in a directory whose ``config.yaml`` differs:
 
@@ -97,7 +101,15 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 assert tuple(STAGE_KEYS) == STAGES
 
 #: keys that change how or where a run goes, not what it computes: in no fingerprint
-RUN_KEYS = ("name", "runs_dir", "device", "progress", "stages", "data.download", "data.cache_dir")
+#: (``seeds`` makes several runs, each fingerprinted with its own ``seed``: :mod:`trainers.seeds`)
+RUN_KEYS = ("name", "runs_dir", "device", "progress", "stages", "seeds", "data.download", "data.cache_dir")
+
+#: Keys added after runs existed whose default computes something else than those runs did, with the
+#: value that describes such a run. A stored ``config.yaml`` without the key is read with this value, so
+#: the fingerprints tell the old run from a new one (a new default would hide the difference).
+#: ``data.val_fraction``: runs before the validation split trained on the whole training set and chose
+#: on the test split.
+PREDATING: dict[str, Any] = {"data.val_fraction": None}
 
 #: files of a stage outside ``checkpoints/`` (relative to the run directory)
 STAGE_FILES: dict[str, tuple[str, ...]] = {
@@ -497,11 +509,21 @@ def _names(stages: list[str]) -> str:
 
 
 def _normalised(config: dict) -> dict:
-    """A stored config as this code's schema dumps it (defaults of newer keys filled), or as is if it no longer validates."""
+    """A stored config as this code's schema dumps it (defaults of newer keys filled, :data:`PREDATING`
+    keys it lacks set to their old meaning), or as is if it no longer validates."""
+    stored = _flatten(config)
     try:
-        return RunConfig.model_validate(config).model_dump(mode="json")
+        dumped = RunConfig.model_validate(config).model_dump(mode="json")
     except ValidationError:
         return config
+    for key, value in PREDATING.items():
+        if key not in stored:
+            *sections, leaf = key.split(".")
+            node = dumped
+            for part in sections:
+                node = node[part]
+            node[leaf] = value
+    return dumped
 
 
 def _is_temporary(path: Path) -> bool:

@@ -15,22 +15,27 @@ import torch
 
 from snncost.nn import quantize_model
 from trainers.context import Context, train_stage
-from trainers.engine import evaluate
 
 SOURCES = ("temporal", "spatial", "snn")
 
 
 def stage_quantize(ctx: Context) -> None:
+    """Sweep ``quantize.sweep`` (each width's validation and test accuracy, reported; no choice is made
+    from it: the final width is ``quantize.bits``), then quantize to ``quantize.bits``."""
     if ctx.restore("quantize"):
         return
     cfg = ctx.cfg.quantize
     source, src = ctx.latest(*SOURCES)
-    test = ctx.loader("test")
-    rows = [{"bits": 32, "number_format": "float", **_acc(evaluate(src, test, "float eval", ctx.cfg.progress))}]
+    rows = [{"bits": 32, "number_format": "float", **_accuracies(ctx.evaluate_final(src, "float"))}]
+    evaluated = {}
     for bits in sorted(set(cfg.sweep), reverse=True):
         q = quantize_model(copy.deepcopy(src), bits, per_channel=cfg.per_channel)
-        rows.append({"bits": bits, "number_format": "int", **_acc(evaluate(q, test, f"int{bits} eval", ctx.cfg.progress))})
-        ctx.say(f"[quantize] int{bits}: test {rows[-1]['test_acc']:.4f} (float {rows[0]['test_acc']:.4f})")
+        evaluated[bits] = ctx.evaluate_final(q, f"int{bits}")
+        rows.append({"bits": bits, "number_format": "int", **_accuracies(evaluated[bits])})
+        ctx.say(
+            f"[quantize] int{bits}: val {rows[-1]['val_acc']:.4f} test {rows[-1]['test_acc']:.4f} "
+            f"(float: val {rows[0]['val_acc']:.4f} test {rows[0]['test_acc']:.4f})"
+        )
     model = quantize_model(copy.deepcopy(src), cfg.bits, per_channel=cfg.per_channel)
     history = [{"stage": "quantize", "epoch": 0, **r} for r in rows]
     if cfg.qat_epochs > 0:
@@ -39,11 +44,11 @@ def stage_quantize(ctx: Context) -> None:
         # trained under the stage's own name: its -last checkpoint is removed when the stage finishes
         metrics, qat_history = train_stage(ctx, "quantize", model, ocfg, {"bits": cfg.bits})
         history += qat_history
-    else:
-        metrics = evaluate(model, test, "quantized eval", ctx.cfg.progress)
+    else:  # the same weights as the sweep's row for these bits, when it has one: not evaluated twice
+        metrics = evaluated.get(cfg.bits) or ctx.evaluate_final(model, "quantized")
     metrics.update(bits=cfg.bits, per_channel=cfg.per_channel, source=source, sweep=rows)
     ctx.finish("quantize", model, metrics, history)
 
 
-def _acc(ev: dict) -> dict:
-    return {"test_acc": ev["test_acc"], "spikes_per_inference": ev.get("spikes_per_inference")}
+def _accuracies(ev: dict) -> dict:
+    return {"val_acc": ev["val_acc"], "test_acc": ev["test_acc"], "spikes_per_inference": ev.get("spikes_per_inference")}

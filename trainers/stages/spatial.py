@@ -26,6 +26,7 @@ from snncost.models import build_ann, build_snn
 from trainers import distributed as dist
 from trainers.context import Context, train_stage
 from trainers.convert import convert
+from trainers.results import draw_figure
 
 
 def stage_spatial(ctx: Context) -> None:
@@ -77,9 +78,4 @@ def _write_plan(ctx: Context, plan) -> None:
     out = ctx.run.path
     atomic_write_text(out / "spatial_plan.md", plan.to_markdown() + "\n")
     atomic_write_text(out / "spatial_plan.json", json.dumps(plan.to_dict(), indent=2))
-    try:
-        import matplotlib.pyplot as plt
-
-        plt.close(plot_explained_variance(plan, out / "spatial_pca.png"))
-    except Exception as exc:  # a plot must never cost the numbers
-        ctx.say(f"[spatial] plot skipped: {exc}")
+    draw_figure(lambda: plot_explained_variance(plan, out / "spatial_pca.png"), lambda exc: ctx.say(f"[spatial] plot skipped: {exc}"))

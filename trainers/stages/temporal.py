@@ -6,8 +6,9 @@ lets thresholds and leaks (still trainable) adapt to fewer steps, which a
 single jump to small T cannot. Every step is its own resumable stage
 (``temporal-T<k>``); the ``temporal`` checkpoint is the last step kept.
 With ``temporal.tolerance`` set, the schedule stops at the first step whose
-accuracy falls more than that below the first step's, and the step before
-it is kept.
+*validation* accuracy falls more than that below the first step's, and the
+step before it is kept; test accuracy is recorded for each step, never read
+for the choice.
 """
 
 from __future__ import annotations
@@ -52,15 +53,19 @@ def stage_temporal(ctx: Context) -> None:
         metrics = ctx.results[name]
         row = {
             "timesteps": t,
+            "val_acc": metrics["val_acc"],
             "test_acc": metrics["test_acc"],
             "spikes_per_inference": metrics.get("spikes_per_inference"),
         }
         rows.append(row)
-        ctx.say(f"[temporal] T={t}: test {row['test_acc']:.4f}, spikes/img {row['spikes_per_inference']:.0f}")
+        ctx.say(
+            f"[temporal] T={t}: val {row['val_acc']:.4f} (test {row['test_acc']:.4f}), "
+            f"spikes/img {row['spikes_per_inference']:.0f}"
+        )
         if first_acc is None:
-            first_acc = row["test_acc"]
-        if cfg.tolerance is not None and row["test_acc"] < first_acc - cfg.tolerance and kept is not None:
-            ctx.say(f"[temporal] T={t} is more than {cfg.tolerance} below T={rows[0]['timesteps']}: stopping")
+            first_acc = row["val_acc"]
+        if cfg.tolerance is not None and row["val_acc"] < first_acc - cfg.tolerance and kept is not None:
+            ctx.say(f"[temporal] T={t}: validation accuracy more than {cfg.tolerance} below T={rows[0]['timesteps']}: stopping")
             row["kept"] = False
             break
         row["kept"] = True

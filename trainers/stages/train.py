@@ -7,7 +7,6 @@ import torch
 from snncost.models import build_ann, build_snn
 from trainers.context import Context, model_spec, neuron_config, scalar_metrics, train_stage
 from trainers.convert import convert
-from trainers.engine import evaluate
 
 
 def stage_ann(ctx: Context) -> None:
@@ -31,12 +30,12 @@ def stage_convert(ctx: Context) -> None:
     snn.timesteps = ctx.cfg.convert.timesteps or neurons.timesteps
     thresholds = convert(ann, snn, ctx.loader("train", shuffle=True), ctx.cfg.convert.percentile, ctx.cfg.convert.batches)
     snn.timesteps = neurons.timesteps
-    metrics = evaluate(snn, ctx.loader("test"), "convert eval", ctx.cfg.progress)
+    metrics = ctx.evaluate_final(snn, "convert")
     metrics["thresholds"] = thresholds
     rec = {"stage": "convert", "epoch": 0, "timesteps": snn.timesteps, **scalar_metrics(metrics)}
     ctx.finish("convert", snn, metrics, [rec])
     ctx.say(
-        f"[convert] T={snn.timesteps} test {metrics['test_acc']:.4f} "
+        f"[convert] T={snn.timesteps} val {metrics['val_acc']:.4f} test {metrics['test_acc']:.4f} "
         f"thresholds {', '.join(f'{t:.3g}' for t in thresholds)}"
     )
 
