@@ -175,10 +175,11 @@ def _replay(
     module.eval()
     shape = input_shape if input_shape is not None else getattr(module, "input_shape", None)
     if traced:
-        if verify:
+        if verify and not has_encoder(module):
             raise ValueError(
-                "verify=True reruns the model's forward on the replay's inputs, which needs an "
-                "nn.Sequential chain of snncost modules; a traced model is checked by its tests"
+                "verify=True reruns the model's forward on the replay's inputs and compares the spikes "
+                "of its snncost LIF modules, so it needs a model of snncost modules with an encoder "
+                "(a SpikingJelly model is checked by the tests against its own forward)"
             )
         data, shape, timesteps = static_input(data, shape, timesteps, has_encoder(module))
     if shape is None:
@@ -199,7 +200,12 @@ def _replay(
         if _has_lif(base_module):
             raise ValueError("baseline must be an ANN (it has spiking LIF layers)")
         base_module.eval()
-        base_graph = build_graph(base_module, input_shape=shape)
+        if is_chain_model(base_module):
+            base_graph = build_graph(base_module, input_shape=shape)
+        else:  # a residual ANN of the zoo: its spiking twin's graph, run as an ANN by ann_counts
+            from snncost.models.zoo import spiking_twin
+
+            base_graph = trace_graph(spiking_twin(base_module), shape)
         baseline_desc = f"ANN {base_name or model_name(base_module)}"
     old_t = encoder.timesteps if encoder is not None else None
     T = int(timesteps) if timesteps is not None else int(old_t)

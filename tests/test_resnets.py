@@ -319,7 +319,7 @@ def test_model_spec_resizes_a_resnet_preset():
     from trainers.data import DataBundle
 
     train, test = make_synthetic(n_train=8, n_test=4, classes=10, channels=3, size=32)
-    data = DataBundle(train, test, (0.5,) * 3, (0.25,) * 3, "cifar10")
+    data = DataBundle(train, test, test, (0.5,) * 3, (0.25,) * 3, "cifar10")
     cfg = resolve_config(
         "cifar10-resnet19", overrides=["model.widths=[8,8,16,32]", "model.classifier=[16]"]
     )
@@ -336,7 +336,7 @@ TINY_RUN = [
     "progress=false", "data.batch_size=16", "data.augment=true",
     "ann.epochs=1", "snn.epochs=1", "snn.timesteps=2", "convert.batches=1",
     "spatial.epochs=1", "spatial.batches=2", "spatial.ann_epochs=1", "temporal.schedule=[2,1]", "temporal.epochs=1",
-    "quantize.sweep=[8]", "stages=[ann,convert,snn,spatial,temporal,quantize]",
+    "quantize.sweep=[8]", "evaluate.samples=8", "evaluate.verify_samples=4", "evaluate.noise_stds=[]",
 ]  # fmt: skip
 
 
@@ -350,8 +350,8 @@ def test_resnet_presets_train_one_epoch_per_stage(preset, widths, runs_dir, monk
     The test never reads CIFAR-10 itself (CI has no data): a generated set of
     3x32x32 images in 10 classes stands in for it; the preset's narrowest
     settings (widths, T, epochs) are overridden so it runs in seconds. The
-    evaluate stage is left out: costing a residual network needs the
-    LayerGraph of a DAG (the tracer), not the chain builder.
+    evaluate stage traces each variant into a LayerGraph DAG, replays it
+    (checked spike for spike against the forward on 4 images) and costs it.
     """
     import trainers.data as data_module
     from trainers.run import main
@@ -359,7 +359,7 @@ def test_resnet_presets_train_one_epoch_per_stage(preset, widths, runs_dir, monk
     monkeypatch.setattr(
         data_module,
         "_cifar10",
-        lambda cfg, seed: make_synthetic(16, 16, classes=10, channels=3, size=32, seed=seed),
+        lambda cfg, seed: make_synthetic(60, 16, classes=10, channels=3, size=32, seed=seed),
     )
     assert (
         main(
@@ -387,6 +387,9 @@ def test_resnet_presets_train_one_epoch_per_stage(preset, widths, runs_dir, monk
         "temporal",
         "quantize",
     ]
+    results = json.load(open(f"{runs_dir}/r/results.json"))
+    snns = [v for v in results["variants"] if v.get("verified_samples")]
+    assert len(snns) >= 3 and all(v["spike_mismatches"] == 0 and v["spikes_compared"] > 0 for v in snns)
     plan = json.load(open(f"{runs_dir}/r/spatial_plan.json"))
     groups: dict[str, set] = {}
     for layer in plan["layers"]:

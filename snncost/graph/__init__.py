@@ -15,7 +15,7 @@ from snncost.graph.nodes import (
     ReLUNode,
     WeightNode,
 )
-from snncost.graph.trace import trace_graph
+from snncost.graph.trace import graph_of, trace_graph
 
 __all__ = [
     "ConvNode",
@@ -32,5 +32,6 @@ __all__ = [
     "UnsupportedModuleError",
     "WeightNode",
     "build_graph",
+    "graph_of",
     "trace_graph",
 ]

@@ -70,6 +70,7 @@ __all__ = [
     "FUNCTIONS",
     "UnsupportedOperationError",
     "find_encoder",
+    "graph_of",
     "has_encoder",
     "is_chain_model",
     "is_spiking_model",
@@ -696,3 +697,16 @@ def _check_dead_ends(graph: LayerGraph) -> None:
     dead = [n.name for n in graph if n.name not in reach]
     if dead:
         raise ValueError(f"the nodes {dead} do not lead to the read-out (their result is unused)")
+
+
+def graph_of(
+    model: nn.Module, input_shape: tuple[int, ...], timesteps: int | None = None, name: str = ""
+) -> LayerGraph:
+    """The LayerGraph of any model snncost can cost: a chain of known modules is walked
+    (:func:`~snncost.graph.build_graph`), anything else is traced (:func:`trace_graph`)."""
+    from snncost.graph.build import build_graph
+
+    if is_chain_model(model):
+        return build_graph(model, input_shape, name=name)
+    return trace_graph(model, input_shape, timesteps, name)
+

@@ -15,7 +15,7 @@ from torch import nn
 
 import snncost.nn as sn
 from snncost.models import resnet, vgg
-from snncost.models.common import NeuronConfig
+from snncost.models.common import NeuronConfig, transfer_weights
 from snncost.models.resnet import ResNetSpec
 from snncost.models.vgg import VGGSpec
 
@@ -70,3 +70,22 @@ def spec_from_dict(data: dict[str, Any]) -> Spec:
     raise ValueError(
         f"unknown network family {family!r}; known: {', '.join(f[0] for f in FAMILIES.values())}"
     )
+
+
+def spiking_twin(ann: nn.Module) -> sn.SpikingSequential:
+    """The SNN form of a zoo ANN (its ``.spec``) holding the ANN's weights, at ``T = 1``.
+
+    What costing an ANN that is not a chain needs: the tracer reads spiking
+    networks, and :func:`snncost.sim.ann_counts` runs a graph as an ANN
+    (ReLU for every LIF), so the twin's graph is the ANN's graph. Raises
+    ``ValueError`` for a model that the zoo did not build.
+    """
+    spec = getattr(ann, "spec", None)
+    if spec is None or type(spec) not in FAMILIES:
+        raise ValueError(
+            f"{type(ann).__name__} carries no snncost.models spec (.spec): only a zoo network's "
+            "spiking twin can be built"
+        )
+    twin = build_snn(spec, NeuronConfig(timesteps=1))
+    transfer_weights(ann, twin)
+    return twin.eval()

@@ -32,9 +32,9 @@ def verify_against_torch(
     x = torch.as_tensor(inputs.numpy() if isinstance(inputs, torch.Tensor) else np.asarray(inputs))
     x = x.to(torch.float32)
     if graph is None:
-        from snncost.graph.build import build_graph
+        from snncost.graph.trace import graph_of
 
-        graph = build_graph(model, input_shape=tuple(x.shape[1:]))
+        graph = graph_of(model, tuple(x.shape[1:]))
     was_training = model.training
     model.eval()
     lif_names = [n.name for n in graph.lif_layers()]
