@@ -86,3 +86,12 @@ def test_dataflow_table_example(tmp_path):
     assert len(rows) == 2 * len(DATAFLOWS)  # the same-precision and the zero-skipping ANN each
     for dataflow in DATAFLOWS:
         assert sum(f"| {dataflow} |" in r for r in rows) == 2, dataflow
+
+
+@pytest.mark.slow
+def test_sew_resnet18_table():
+    """examples/sew_resnet18_table.py costs SpikingJelly's SEW-ResNet-18 layer by layer, ADD rows included."""
+    pytest.importorskip("spikingjelly")
+    out = run_example("sew_resnet18_table.py", "--images", "2", "--timesteps", "2")
+    assert "SEW-ResNet-18" in out and "layer4.1.conv2" in out
+    assert out.count("| merge") >= 8 or out.count("merge") >= 8
