@@ -68,3 +68,33 @@ def _linear_layer(name, n_in, n_out, *, T, neuron="lif", acs=(), macs=(), batch=
 def linear_layer():
     """The hand-built linear-layer builder of the convention tests (see :func:`_linear_layer`)."""
     return _linear_layer
+
+
+def _put_on_exact_grid(model, seed: int = 0):
+    """Weights on a binary grid (multiples of 1/32) and BatchNorms whose folding is exact (var 4,
+    eps 0, so ``alpha = gamma / 2``; dyadic means, gammas and betas): the PyTorch forward and the
+    replay of the folded graph then add exactly the same numbers, and a spike cannot differ by
+    rounding. Returns the model (in eval mode)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eps = 0.0
+                m.running_var.fill_(4.0)
+                m.running_mean.copy_(torch.randint(-4, 5, m.running_mean.shape) / 16)
+                m.weight.copy_(torch.randint(1, 5, m.weight.shape) / 2)
+                m.bias.copy_(torch.randint(-2, 7, m.bias.shape) / 16)
+            elif isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.copy_(torch.round(m.weight * 32) / 32)
+                if m.bias is not None:
+                    m.bias.copy_(torch.round(m.bias * 32) / 32)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def exact_grid():
+    """:func:`_put_on_exact_grid`: makes a model's forward and its replay add identical numbers."""
+    return _put_on_exact_grid

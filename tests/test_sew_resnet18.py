@@ -31,26 +31,13 @@ T = 2
 SHAPE = (3, 32, 32)
 
 
-def _sj_sew18() -> nn.Module:
+def _sj_sew18(exact_grid) -> nn.Module:
     net = sew_resnet.sew_resnet18(cnf="ADD", spiking_neuron=neuron.IFNode, num_classes=10, v_reset=None)
     net.conv1 = layer.Conv2d(3, 64, 3, 1, 1, bias=False)  # CIFAR stem, as the zoo's
     net.maxpool = nn.Identity()
     net.fc = layer.Linear(512, 10, bias=False)  # the zoo's classifier has no bias
     functional.set_step_mode(net, "m")
-    torch.manual_seed(0)
-    with torch.no_grad():  # weights on a binary grid and exactly foldable BNs: no rounding differences
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eps = 0.0
-                m.running_var.fill_(4.0)
-                m.running_mean.copy_(torch.randint(-4, 5, m.running_mean.shape) / 16)
-                m.weight.copy_(torch.randint(1, 5, m.weight.shape) / 2)
-                m.bias.copy_(torch.randint(-2, 7, m.bias.shape) / 16)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.round(m.weight * 32) / 32)
-                if m.bias is not None:
-                    m.bias.copy_(torch.round(m.bias * 32) / 32)
-    return net.eval()
+    return exact_grid(net)
 
 
 def _zoo_twin(sj_net: nn.Module) -> nn.Module:
@@ -72,8 +59,8 @@ def _zoo_twin(sj_net: nn.Module) -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def nets():
-    sj_net = _sj_sew18()
+def nets(exact_grid):
+    sj_net = _sj_sew18(exact_grid)
     return sj_net, _zoo_twin(sj_net), torch.randint(0, 9, (2, *SHAPE)).float() / 8
 
 

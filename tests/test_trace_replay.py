@@ -23,24 +23,6 @@ from snncost.sim import simulate  # noqa: E402
 T = 4
 
 
-def _grid(model: nn.Module, step: float = 1 / 16) -> None:
-    """Weights on a binary grid and BatchNorms whose folding is exact (var 4, eps 0: alpha = gamma/2),
-    so the forward and the replay add the same exact numbers and spikes cannot differ by rounding."""
-    torch.manual_seed(5)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eps = 0.0
-                m.running_var.fill_(4.0)
-                m.running_mean.copy_(torch.randint(-4, 5, m.running_mean.shape) / 16)
-                m.weight.copy_(torch.randint(1, 5, m.weight.shape) / 2)
-                m.bias.copy_(torch.randint(-4, 5, m.bias.shape) / 16)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.round(m.weight / step) * step)
-                if m.bias is not None:
-                    m.bias.copy_(torch.round(m.bias / step) * step)
-
-
 _IF = [lambda: neuron.IFNode(v_threshold=0.5, v_reset=None)]
 _MIXED = [
     lambda: neuron.LIFNode(tau=2.0, v_threshold=0.25),
@@ -79,17 +61,17 @@ class SJSew(nn.Module):
         return self.fc(self.pool(s).flatten(2)).mean(0)
 
 
-def _model(cnf: str, neurons: str) -> SJSew:
+def _model(cnf: str, neurons: str, exact_grid) -> SJSew:
     net = SJSew(cnf, neurons)
-    _grid(net)
+    exact_grid(net, seed=5)
     functional.set_step_mode(net, "m")
     return net.eval()
 
 
 @pytest.mark.parametrize("cnf", ["ADD", "AND", "IAND"])
 @pytest.mark.parametrize("neurons", ["if", "mixed"])
-def test_spikingjelly_spike_counts_equal_replay(cnf, neurons):
-    net = _model(cnf, neurons)
+def test_spikingjelly_spike_counts_equal_replay(cnf, neurons, exact_grid):
+    net = _model(cnf, neurons, exact_grid)
     x = torch.randint(0, 9, (5, 2, 8, 8)).float() / 8
     g = trace_graph(net, (2, 8, 8), timesteps=T)
     counts: dict[str, int] = {}
@@ -152,8 +134,8 @@ class OursSew(nn.Module):
 
 
 @pytest.mark.parametrize("cnf", ["ADD", "IAND"])
-def test_spikingjelly_costs_equal_snncost_twin(cnf):
-    net = _model(cnf, "if")
+def test_spikingjelly_costs_equal_snncost_twin(cnf, exact_grid):
+    net = _model(cnf, "if", exact_grid)
     ours = OursSew(net).eval()
     x = torch.randint(0, 9, (5, 2, 8, 8)).float() / 8
     got = snncost.evaluate(net, data=x, timesteps=T)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 import snncost
 import snncost.nn as sn
@@ -23,22 +22,6 @@ from snncost.sim import simulate
 T = 3
 
 
-def _gridded(spec) -> nn.Module:
-    net = zoo.build_snn(spec, NeuronConfig(timesteps=T, threshold=0.5, learn_threshold=False, learn_leak=False))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eps = 0.0
-                m.running_var.fill_(4.0)
-                m.running_mean.copy_(torch.randint(-4, 5, m.running_mean.shape) / 16)
-                m.weight.copy_(torch.randint(1, 5, m.weight.shape) / 2)
-                m.bias.copy_(torch.randint(-2, 7, m.bias.shape) / 16)
-            elif isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.copy_(torch.round(m.weight * 32) / 32)
-    return net.eval()
-
-
 SPECS = {
     "resnet19": dict(stem=8, widths=[8, 16, 16], depths=[2, 1, 1], head=[16]),
     "sew-resnet18-ADD": dict(stem=8, widths=[8, 16], depths=[2, 1], strides=[1, 2], connect="ADD"),
@@ -48,10 +31,11 @@ SPECS = {
 
 
 @pytest.mark.parametrize("name", list(SPECS))
-def test_zoo_resnet_replay_matches_its_forward(name):
+def test_zoo_resnet_replay_matches_its_forward(name, exact_grid):
     arch = name.split("-ADD")[0].split("-AND")[0].split("-IAND")[0]
     spec = zoo.spec_from_arch(arch, in_channels=3, num_classes=5, image_size=16, **SPECS[name])
-    net = _gridded(spec)
+    neurons = NeuronConfig(timesteps=T, threshold=0.5, learn_threshold=False, learn_leak=False)
+    net = exact_grid(zoo.build_snn(spec, neurons), seed=1)
     x = torch.randint(0, 9, (3, 3, 16, 16)).float() / 8
     counts: dict[str, int] = {}
     hooks = [
