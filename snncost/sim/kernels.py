@@ -1,16 +1,32 @@
 """Numba kernels of the event-driven replay.
 
 One kernel call processes one weight layer (and its neurons) for a chunk of
-``B`` samples over all ``T`` steps, ``prange`` over samples (each sample has
-its own membrane buffers and count rows, so there are no races). Linear
-layers are run as 1x1 convolutions on a ``(F, 1, 1)`` map, so the same two
-kernels serve both kinds:
+``B`` samples over all ``T`` steps. Linear layers are run as 1x1
+convolutions on a ``(F, 1, 1)`` map, so the same two kernels serve both kinds:
 
 - :func:`event_layer`: spike (event) input. For every nonzero input at
   (c, y, x) (after the avg-pool fold map) it adds ``val * W[c, ky, kx, :]``
   (one contiguous weight column over the output channels) to each output
   membrane it reaches. ``val`` is the spike's sign times the fold factor
-  (``1/k^2`` per folded average pool).
+  (``1/k^2`` per folded average pool). Two phases:
+
+  1. :func:`_count_events` / :func:`_fill_events` (``prange`` over samples):
+     the nonzero inputs of each (sample, step), found by skipping zero 8-byte
+     words, are grouped by input row ``c*H + y`` (a counting sort, stable, so
+     within a row they keep their scan order): ``ptr`` (row offsets), ``evx``
+     (column) and ``evs`` (value) hold them;
+  2. :func:`_event_tiles` (``prange`` over tiles = sample x output row x
+     block of output channels, each tile over all T steps, so one image keeps
+     every core busy): a tile's membranes (``Wo x O`` values, a few KB: L1)
+     take every event of the input rows that reach its row, then its neurons
+     are updated in place and its spikes written out. With stride 1 the taps
+     ``kx_lo..kx_hi`` of one weight row land on consecutive membranes (the
+     tile stores ``x`` reversed), so each (event, ky) is one contiguous run of
+     up to ``kw*O`` weights. Count partials are per tile (no races) and summed.
+
+  Per membrane the events arrive in the order of a plain per-event loop over
+  the input (channel, then row, then scan order), so float sums round as they
+  always did.
 - :func:`dense_layer`: analog input (direct encoding): the dense current is
   computed once per sample and fed to the neurons at every step.
 
@@ -22,11 +38,14 @@ so with exactly representable currents the replay is bit-identical to the
 PyTorch forward pass.
 
 Quantized layers (:class:`snncost.nn.QuantConv2d`/``QuantLinear``) are
-replayed on their integer codes: the step's accumulated current ``acc``
+replayed on their integer codes, kept as int8/int16 and summed in int32
+where that is exact (:func:`snncost.sim.plan.event_weights`; a quarter or
+half of float32's weight traffic): the step's accumulated current ``acc``
 (exact: sums of spikes times small integers) becomes
-``I = acc * scale[o] + bias[o]`` right before the neuron update, the same
-two float32 operations in the same order as the layer's forward pass, so
-the replay of a quantized network is bit-exact. Float layers pass
+``I = acc * post * scale[o] + bias[o]`` right before the neuron update
+(``post`` = the fold factor for integer sums, else 1, and ``x * 1 == x``),
+the same float32 operations in the same order as the layer's forward pass,
+so the replay of a quantized network is bit-exact. Float layers pass
 ``scale = 1``.
 
 ``mode``: 0 = neurons (spikes out), 1 = output read-out (the current is
@@ -379,12 +398,13 @@ def event_layer(
 ):
     """Event-driven layer over a chunk: events indexed by input row, then ``prange`` over tiles."""
     B, T, _ = spk_in.shape
-    keycount = np.zeros((B * T, C * H + 1), np.int64)
+    # int32 offsets and int16 columns: a chunk holds under 2^28 events (SPIKE_MAP_BUDGET)
+    ptr = np.zeros((B * T, C * H + 1), np.int32)
     nev = np.zeros((B, T), np.int64)
-    _count_events(spk_in, fkey, keycount, nev)
-    ptr = np.cumsum(keycount.reshape(-1)).reshape(keycount.shape)
+    _count_events(spk_in, fkey, ptr, nev)
+    np.cumsum(ptr.reshape(-1), out=ptr.reshape(-1))  # counts -> offsets, in place
     n = int(ptr[-1, -1]) if ptr.size else 0
-    evx = np.empty(max(n, 1), np.int32)
+    evx = np.empty(max(n, 1), np.int16)
     evs = np.empty(max(n, 1), np.int8)
     _fill_events(spk_in, fkey, fx, ptr, evx, evs)
     obs = output_block(B, Ho, O, numba.get_num_threads())
@@ -512,7 +532,8 @@ def stream_columns(wt, O, cols, offs, acc):
     """The single-core bound: accumulate weight column ``cols[e]`` into ``acc[offs[e]:+O]``.
 
     The least work any event-driven kernel must do per event (read a column,
-    read-add-write the membranes); used by ``bench/sim_throughput.py``.
+    read-add-write the membranes); ``bench/sim_throughput.py`` runs it on the
+    layers' own arrays (streaming bound) and on 16 KB blocks (L1 bound).
     """
     for e in range(cols.shape[0]):
         wb = cols[e] * O

@@ -96,7 +96,7 @@ class Stage:
     scale: np.ndarray  # float32 [O]
     bias: np.ndarray  # float32 [O]
     fkey: np.ndarray | None = None  # int32: input row c*H + y each source index lands in (-1 dropped)
-    fx: np.ndarray | None = None  # int32: and its input column x
+    fx: np.ndarray | None = None  # int16: and its input column x
     fval: float = 1.0
     kwt: np.ndarray | None = None  # the weights the event kernel reads (float32, or int8/int16 codes)
     vtab: np.ndarray | None = None  # [256]: what an event of value s adds (at s + 128), accumulator dtype
@@ -332,8 +332,10 @@ class _Compiler:
         if v.kind == "events":
             fold = v.fold if v.fold is not None else np.arange(v.size)  # a fold spans its whole array
             width = geom[2]  # the input rows the event kernel groups events by
+            if width >= 1 << 15:
+                raise ValueError(f"{node.name}: input width {width} exceeds the event kernel's int16 columns")
             st.fkey = np.ascontiguousarray(np.where(fold >= 0, fold // width, -1), dtype=np.int32)
-            st.fx = np.ascontiguousarray(fold % width, dtype=np.int32)
+            st.fx = np.ascontiguousarray(fold % width, dtype=np.int16)
             st.fval = v.fval
             if v.max_abs * v.divisor > (1 << 24):
                 raise ValueError(f"{node.name}: input values up to {v.max_abs}/{v.divisor} are not exact in float32")
