@@ -182,7 +182,8 @@ def bound_kernel_time(plan, synops_per_layer: list[int], repeats: int, rng, l1: 
         (c, h, w, o, kh, kw, sh, sw, ph, pw, ho, wo) = st.geom
         n_cols, n_pos, wt = c * kh * kw, ho * wo, st.wt
         if l1:
-            n_cols = n_pos = max(1, L1_BLOCK_BYTES // (4 * o))
+            n_pos = max(1, L1_BLOCK_BYTES // (4 * o))
+            n_cols = min(n_cols, n_pos)  # the layer's first columns (all of them if fewer)
             wt = np.ascontiguousarray(st.wt[: n_cols * o])
         n = syn // o
         cols = rng.integers(0, n_cols, n).astype(np.int64)

@@ -501,13 +501,21 @@ def _same_sources(a: list, b: list) -> bool:
     for (node_a, vals_a), (node_b, vals_b) in zip(a[1:], b[1:], strict=True):
         if node_a is not node_b:
             return False
-        for x, y in zip(vals_a, vals_b, strict=True):
-            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-                if x is not y:
-                    return False
-            elif not (x is y or x == y):
-                return False
+        if not all(_same_value(x, y) for x, y in zip(vals_a, vals_b, strict=True)):
+            return False
     return True
+
+
+def _same_value(x, y) -> bool:
+    """Arrays (and anything whose ``==`` is not a plain truth value) by identity, the rest by value."""
+    if x is y:
+        return True
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return False
+    try:
+        return bool(x == y)
+    except (TypeError, ValueError):  # e.g. a list holding arrays
+        return False
 
 
 def plan_for(graph: LayerGraph) -> Plan:
