@@ -43,7 +43,7 @@ import torch
 from snncost.graph.layergraph import LayerGraph
 from snncost.graph.nodes import LIFNode, WeightNode
 from snncost.sim import kernels as K
-from snncost.sim.counts import LayerCounts, RunCounts, layer_shape_facts
+from snncost.sim.counts import LayerCounts, RunCounts
 from snncost.sim.plan import (
     DensePoolStep,
     MaxPoolStep,
@@ -55,6 +55,7 @@ from snncost.sim.plan import (
     Value,
     compile_plan,
     neuron_constants,
+    plan_for,
 )
 
 SPIKE_MAP_BUDGET = 1 << 28  # bytes of the largest [B, T, N] array (int8 spikes, float32 currents) per chunk
@@ -105,7 +106,7 @@ def simulate(
 
         x0 = _as_numpy(inputs)
         graph = build_graph(graph, input_shape=getattr(graph, "input_shape", None) or x0.shape[-3:])
-    plan = compile_plan(graph)
+    plan = plan_for(graph)
     inp = graph.input
     x = _as_numpy(inputs)
     in_shape = tuple(inp.shape)
@@ -250,7 +251,7 @@ class _Runner:
             K.dense_layer(src, c, h, w, st.wt, st.scale, st.bias, o, kh, kw, sh, sw, ph, pw, ho, wo, T,
                           charge, hard, nc, st.mode, spk_out, acc_out, cur_out, counts)  # fmt: skip
         else:
-            K.event_layer(src, st.fmap, np.float32(st.fval), c, h, w, st.wt, st.nzc, st.scale, st.bias, o,
+            K.event_layer(src, st.fkey, st.fx, st.vtab, st.post, c, h, w, st.kwt, st.nzc, st.scale, st.bias, o,
                           kh, kw, sh, sw, ph, pw, ho, wo, charge, hard, nc, st.mode, spk_out, acc_out, cur_out,
                           counts)  # fmt: skip
         self.totals[st.node.name] += counts.sum(axis=0)
@@ -352,7 +353,7 @@ def _stage_counts(st: Stage, tot: np.ndarray, T: int, B: int) -> LayerCounts:
         active_neurons=tot[:, K.ACTIVE].copy() if st.mode != 2 else np.zeros(T, np.int64),
         analog=analog,
         **_neuron_fields(st.neuron),
-        **layer_shape_facts(node),
+        **st.facts,
     )
 
 
