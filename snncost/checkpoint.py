@@ -16,13 +16,15 @@ plus the optimiser/scheduler/RNG states, which are made of the same), and
 ones (:func:`to_plain`) and refuses anything else, so every file it writes
 loads with ``weights_only=True``. The one extra type the reader admits is in
 :data:`SAFE_GLOBALS`. A file holding anything else is refused with a
-:class:`CheckpointError` naming it; if its source is trusted it can be
-converted once, explicitly::
+:class:`CheckpointError` naming it. An old file holding numpy values, paths
+or snncost's own spec dataclasses is converted once, explicitly::
 
-    python -m snncost.checkpoint convert --trust OLD.pt NEW.pt
+    python -m snncost.checkpoint convert OLD.pt NEW.pt [--allow module.Class ...]
 
-(:func:`convert_checkpoint`), which is the only place snncost unpickles with
-``weights_only=False``.
+(:func:`convert_checkpoint`). Conversion is weights-only too: it admits the
+data types of :data:`CONVERTIBLE_GLOBALS` and the classes the user names
+with ``--allow``, and refuses anything else; no ``.pt`` file is ever
+unpickled with ``weights_only=False``.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ import argparse
 import collections
 import dataclasses
 import enum
+import importlib
 import io
 import os
 import re
 import signal
 import sys
 import tempfile
-import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path, PurePath
 from typing import Any
@@ -56,10 +58,6 @@ class CheckpointError(ValueError):
     """A file that is not a usable snncost checkpoint (message names the file)."""
 
 
-class UnsafeLoadWarning(UserWarning):
-    """Issued by :func:`convert_checkpoint` right before it unpickles a file with ``weights_only=False``."""
-
-
 #: The allow-list: the only non-plain globals :func:`safe_load` admits beyond
 #: what ``torch.load(weights_only=True)`` accepts by itself (tensors and
 #: parameters, their storages, dtypes, devices, ``torch.Size``,
@@ -74,6 +72,33 @@ class UnsafeLoadWarning(UserWarning):
 #: (``asdict``), metrics as floats, RNG states as uint8 tensors. Keep this
 #: list short; every entry is a class whose unpickling must not run code.
 SAFE_GLOBALS: tuple[Any, ...] = (collections.Counter,)
+
+#: What :func:`convert_checkpoint` admits beyond :data:`SAFE_GLOBALS`: data
+#: types that older files (or other code) stored, whose unpickling builds a
+#: value and calls nothing else: numpy arrays, scalars and dtypes (under
+#: numpy 1 and numpy 2 module names; every ``numpy.dtypes.*`` class too),
+#: ``pathlib`` paths, and snncost's spec and neuron-settings dataclasses
+#: (under the module names older versions wrote). Names, not objects: a name
+#: is imported only once a file asks for it.
+CONVERTIBLE_GLOBALS: tuple[str, ...] = (
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.ndarray",
+    "numpy.dtype",
+    "pathlib.Path",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+    "pathlib.PurePath",
+    "pathlib.PurePosixPath",
+    "pathlib.PureWindowsPath",
+    "snncost.models.vgg.VGGSpec",
+    "snncost.models.vgg.NeuronConfig",
+    "snncost.models.common.NeuronConfig",
+    "snncost.models.resnet.ResNetSpec",
+)
+_CONVERTIBLE_PREFIXES = ("numpy.dtypes.",)
 
 
 # ---------------------------------------------------------------- fault injection (tests only)
@@ -230,18 +255,25 @@ def to_plain(obj: Any, where: str = "") -> Any:
     )
 
 
-def _safe_load_raw(source: Any) -> Any:
-    """``torch.load(source, weights_only=True)`` on the CPU with :data:`SAFE_GLOBALS` admitted."""
+def _safe_load_raw(source: Any, admitted: Sequence[Any] = ()) -> Any:
+    """``torch.load(source, weights_only=True)`` on the CPU with :data:`SAFE_GLOBALS` (and ``admitted``,
+    ``(object, "module.name")`` pairs, for :func:`convert_checkpoint`) admitted."""
     serialization = torch.serialization
+    allowed = [*SAFE_GLOBALS, *admitted]
     if hasattr(serialization, "safe_globals"):  # torch >= 2.5: scoped to this call
-        with serialization.safe_globals(list(SAFE_GLOBALS)):
+        with serialization.safe_globals(allowed):
             return torch.load(source, map_location="cpu", weights_only=True)
     if hasattr(serialization, "add_safe_globals"):  # torch 2.4
-        serialization.add_safe_globals(list(SAFE_GLOBALS))
+        serialization.add_safe_globals(allowed)
     return torch.load(source, map_location="cpu", weights_only=True)
 
 
-_GLOBAL_IN_MESSAGE = re.compile(r"(?:GLOBAL|Unsupported class|reduce for)\s+([\w.]+)")
+_GLOBAL_IN_MESSAGE = re.compile(r"(?:(?:GLOBAL|Unsupported class|reduce for)\s+|got <class ')([\w.]+)")
+
+
+def _names_in_message(exc: Exception) -> list[str]:
+    """The globals a weights-only refusal names (a legacy file's, or a class only BUILD needs)."""
+    return list(dict.fromkeys(_GLOBAL_IN_MESSAGE.findall(str(exc))))
 
 
 def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
@@ -256,15 +288,14 @@ def _unsafe_globals(path: Path, exc: Exception) -> list[str]:
             names = sorted(n for n in finder(path) if n not in allowed)
         except Exception:  # noqa: BLE001 - e.g. a legacy (non-zip) file: fall back to the message
             names = []
-    if not names:
-        names = list(dict.fromkeys(_GLOBAL_IN_MESSAGE.findall(str(exc))))
-    return names
+    return names or _names_in_message(exc)
 
 
 def _convert_hint(path: Path) -> str:
     return (
-        "if you trust its source, convert it once with "
-        f"`python -m snncost.checkpoint convert --trust {path} NEW.pt` (that runs any code in the file)"
+        f"an old file of numpy values, paths or snncost specs converts once with "
+        f"`python -m snncost.checkpoint convert {path} NEW.pt` (weights-only; other classes only if you name them "
+        "with --allow module.Class)"
     )
 
 
@@ -275,7 +306,7 @@ def safe_load(path: str | Path) -> Any:
     so loading a file runs no code from it. Every failure is a one-line
     :class:`CheckpointError` that starts with the path: missing file,
     directory, truncated or foreign bytes, and objects outside the allow-list
-    (with the command that converts a trusted old file).
+    (with the command that converts an old file of numpy values, paths or specs).
     """
     path = require_file(path, "checkpoint file", CheckpointError)
     try:
@@ -400,41 +431,74 @@ def load_state_dict_checked(model: nn.Module, state: dict, origin: str) -> None:
 
 
 # ---------------------------------------------------------------- explicit conversion of old files
-def convert_checkpoint(src: str | Path, dst: str | Path, *, trust: bool = False) -> Path:
+def _convertible(name: str, allow: Sequence[str]) -> bool:
+    return name in CONVERTIBLE_GLOBALS or name.startswith(_CONVERTIBLE_PREFIXES) or name in allow
+
+
+def _resolve(name: str) -> Any:
+    """The object a pickle's ``module.qualname`` names (imported only for an admitted name)."""
+    module, _, attr = name.rpartition(".")
+    while module:
+        try:
+            obj: Any = importlib.import_module(module)
+        except ImportError:
+            module, _, head = module.rpartition(".")
+            attr = f"{head}.{attr}"
+            continue
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+    raise ImportError(name)
+
+
+def _load_for_conversion(src: Path, allow: Sequence[str]) -> Any:
+    """``src`` loaded weights-only, admitting the names it needs that are convertible or allowed.
+
+    The names a file needs come from its pickle opcodes (or torch's refusal
+    message, for a legacy file); each round admits the new ones and loads
+    again, so nothing outside the lists is ever imported or called.
+    """
+    admitted: dict[str, Any] = {}
+    while True:
+        try:
+            return _safe_load_raw(src, [(obj, name) for name, obj in admitted.items()])
+        except Exception as exc:  # noqa: BLE001 - refusals name the file below
+            # the file's globals first; once all are admitted, what the refusal still names
+            # (a dtype class that only a BUILD of a numpy dtype reaches)
+            needed = [n for n in _unsafe_globals(src, exc) if n not in admitted]
+            needed = needed or [n for n in _names_in_message(exc) if n not in admitted]
+            if not needed:
+                detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+                raise CheckpointError(f"{src}: cannot be loaded for conversion ({detail})") from None
+        refused = [n for n in needed if not _convertible(n, allow)]
+        if refused:
+            raise CheckpointError(
+                f"{src}: holds {', '.join(refused)}, outside what conversion admits (numpy values, paths, snncost "
+                "specs); name a class with --allow module.Class (allow=...) only if it is plain data whose "
+                "construction runs no other code"
+            )
+        for name in needed:
+            try:
+                admitted[name] = _resolve(name)
+            except (ImportError, AttributeError):
+                raise CheckpointError(f"{src}: needs {name}, which cannot be imported here") from None
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, *, allow: Sequence[str] = ()) -> Path:
     """Rewrite the checkpoint ``src`` as ``dst``, holding plain data only (see :func:`to_plain`).
 
-    A file :func:`safe_load` already reads is converted without any unsafe
-    step. A file it refuses (objects outside :data:`SAFE_GLOBALS`, e.g. one
-    written by other code, or holding numpy values, paths or dataclass
-    instances) is unpickled with ``weights_only=False``, which RUNS ANY CODE
-    PICKLED IN IT: only with ``trust=True``, after an
-    :class:`UnsafeLoadWarning`, and only for a file whose source you trust.
-    Without ``trust`` such a file raises :class:`CheckpointError`. ``dst`` is
-    written atomically and checked to load with :func:`safe_load` (and, if
+    ``src`` is loaded weights-only like any checkpoint, also admitting the data
+    types of :data:`CONVERTIBLE_GLOBALS` (numpy values, paths, snncost's spec
+    dataclasses) and the classes named in ``allow`` (``"module.Class"``, e.g.
+    an enum of the code that wrote the file); anything else is refused with a
+    :class:`CheckpointError` naming it, and nothing from the file runs. ``dst``
+    is written atomically and checked to load with :func:`safe_load` (and, if
     it carries the snncost format marker, with :func:`read_checkpoint`).
     Returns ``dst``.
     """
-    src, dst = Path(src), Path(dst)
-    try:
-        data = safe_load(src)
-    except CheckpointError as exc:
-        if "refused to load" not in str(exc):
-            raise
-        if not trust:
-            raise CheckpointError(
-                f"{src}: holds objects outside snncost's allow-list; converting it means unpickling it with "
-                "weights_only=False, which runs any code in it: pass trust=True (--trust) only if you trust its source"
-            ) from None
-        warnings.warn(
-            f"{src}: loading with weights_only=False to convert it: any code pickled in this file runs now",
-            UnsafeLoadWarning,
-            stacklevel=2,
-        )
-        try:
-            data = torch.load(src, map_location="cpu", weights_only=False)  # the one unsafe load, asked for
-        except Exception as load_exc:  # noqa: BLE001 - one line naming the file
-            detail = " ".join(f"{type(load_exc).__name__}: {load_exc}".split())[:200]
-            raise CheckpointError(f"{src}: cannot be loaded even with weights_only=False ({detail})") from None
+    src = require_file(src, "checkpoint file", CheckpointError)
+    dst = Path(dst)
+    data = _load_for_conversion(src, tuple(allow))
     try:
         plain = to_plain(data)
     except TypeError as exc:
@@ -448,7 +512,7 @@ def convert_checkpoint(src: str | Path, dst: str | Path, *, trust: bool = False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m snncost.checkpoint convert [--trust] OLD NEW``: see :func:`convert_checkpoint`."""
+    """``python -m snncost.checkpoint convert [--allow MODULE.CLASS ...] OLD NEW``: see :func:`convert_checkpoint`."""
     parser = argparse.ArgumentParser(
         prog="python -m snncost.checkpoint",
         description="Checkpoint tools. convert: rewrite an old checkpoint as plain data that loads with weights_only=True.",
@@ -458,21 +522,16 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("old", help="the checkpoint to convert")
     conv.add_argument("new", help="where to write the converted checkpoint")
     conv.add_argument(
-        "--trust",
-        action="store_true",
-        help="allow unpickling OLD with weights_only=False if it needs it: THIS RUNS ANY CODE IN OLD; "
-        "only for files whose source you trust",
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE.CLASS",
+        help="also admit this class (repeatable), e.g. an enum of the code that wrote OLD; only for plain-data "
+        "classes whose construction runs no other code",
     )
     args = parser.parse_args(argv)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnsafeLoadWarning)
-            if args.trust:
-                print(
-                    f"warning: {args.old} may be unpickled with weights_only=False; any code in it runs",
-                    file=sys.stderr,
-                )
-            out = convert_checkpoint(args.old, args.new, trust=args.trust)
+        out = convert_checkpoint(args.old, args.new, allow=args.allow)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

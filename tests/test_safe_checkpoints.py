@@ -3,9 +3,10 @@
 A checkpoint whose unpickling would run code is refused (naming the file)
 and the code does not run; everything snncost writes (models via
 ``save_model``, every checkpoint of a trainer run, ``eval_batch.pt``) reads
-back with the weights-only loader; an old file holding other objects is
-converted only when asked, explicitly (``convert_checkpoint(..., trust=True)``
-or ``python -m snncost.checkpoint convert --trust OLD NEW``).
+back with the weights-only loader; an old file holding numpy values, paths
+or specs is converted when asked (``convert_checkpoint`` or
+``python -m snncost.checkpoint convert OLD NEW``), weights-only as well:
+other classes only when named (``--allow module.Class``), code never.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-import warnings
 from collections import Counter, OrderedDict
 from pathlib import Path
 
@@ -30,7 +30,6 @@ from snncost import checkpoint as ckpt
 from snncost.checkpoint import (
     SAFE_GLOBALS,
     CheckpointError,
-    UnsafeLoadWarning,
     atomic_torch_save,
     convert_checkpoint,
     load_model,
@@ -106,10 +105,11 @@ def test_checkpoint_that_would_run_code_is_refused(tmp_path, payload, legacy):
             loader(path)
         text = message(exc_info)
         assert text.startswith(f"{path}: refused to load"), text
-        assert "python -m snncost.checkpoint convert --trust" in text
-    with pytest.raises(CheckpointError) as exc_info:  # conversion too, unless trusted explicitly
-        convert_checkpoint(path, tmp_path / "new.pt")
-    assert message(exc_info).startswith(str(path)) and "trust" in str(exc_info.value)
+        assert f"python -m snncost.checkpoint convert {path} NEW.pt" in text
+    with pytest.raises(CheckpointError) as exc_info:  # conversion too: it admits data types only
+        convert_checkpoint(path, tmp_path / "new.pt", allow=[f"{Colour.__module__}.Colour"])
+    text = message(exc_info)
+    assert text.startswith(f"{path}: holds ") and "outside what conversion admits" in text, text
     assert not (tmp_path / "new.pt").exists()
     assert not marker.exists(), "the pickled code ran"
 
@@ -131,8 +131,6 @@ def test_the_one_torch_load_is_weights_only():
         for py in (ROOT / folder).rglob("*.py"):
             for n, line in enumerate(py.read_text(encoding="utf-8").splitlines(), 1):
                 if "torch.load(" in line and "weights_only=True" not in line:
-                    if py.name == "checkpoint.py" and "the one unsafe load, asked for" in line:
-                        continue  # convert_checkpoint, behind trust=True
                     offenders.append(f"{py.relative_to(ROOT)}:{n}: {line.strip()}")
     assert not offenders, offenders
 
@@ -260,16 +258,21 @@ def test_old_checkpoint_with_other_types_fails_with_conversion_hint(tmp_path):
         load_model(path)
     text = message(exc_info)
     assert text.startswith(f"{path}: refused to load") and "numpy." in text and "more" in text
-    assert f"python -m snncost.checkpoint convert --trust {path} NEW.pt" in text
+    assert f"python -m snncost.checkpoint convert {path} NEW.pt" in text
 
 
 def test_explicit_conversion_of_old_checkpoint(tmp_path):
     old, new = tmp_path / "old.pt", tmp_path / "new.pt"
     model = old_style_checkpoint(old)
-    with pytest.raises(CheckpointError, match="trust=True"):
+    colour = f"{Colour.__module__}.Colour"
+    with pytest.raises(CheckpointError) as exc_info:  # numpy, paths and specs convert; the enum must be named
         convert_checkpoint(old, new)
-    with pytest.warns(UnsafeLoadWarning, match="weights_only=False"):
-        assert convert_checkpoint(old, new, trust=True) == new
+    assert message(exc_info) == (
+        f"{old}: holds {colour}, outside what conversion admits (numpy values, paths, snncost specs); name a "
+        "class with --allow module.Class (allow=...) only if it is plain data whose construction runs no other code"
+    )
+    assert not new.exists()
+    assert convert_checkpoint(old, new, allow=[colour]) == new
     data = torch.load(new, map_location="cpu", weights_only=True)
     assert plain_types(data) == []
     assert data["spec"] == SPEC.to_dict() and data["neurons"]["threshold"] == 0.5
@@ -281,15 +284,13 @@ def test_explicit_conversion_of_old_checkpoint(tmp_path):
 
 
 def test_old_checkpoint_of_allowed_types_just_loads(tmp_path):
-    """Files of earlier snncost versions hold plain data: they load, and converting needs no trust."""
+    """Files of earlier snncost versions hold plain data: they load, and convert with nothing admitted."""
     path = tmp_path / "v1.pt"
     model = build_ann(SPEC).eval()
     torch.save({**model_record(model, SPEC, "ann"), "metrics": {"test_acc": 0.9}, "history": [{"epoch": 1}]}, path)
     x = torch.rand(2, 1, 8, 8)
     assert torch.equal(load_model(path)(x), model(x))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UnsafeLoadWarning)
-        convert_checkpoint(path, tmp_path / "copy.pt")
+    convert_checkpoint(path, tmp_path / "copy.pt")
     assert torch.equal(load_model(tmp_path / "copy.pt")(x), model(x))
 
 
@@ -298,20 +299,20 @@ def test_conversion_cli(tmp_path, capsys):
     old_style_checkpoint(old)
     assert ckpt.main(["convert", str(old), str(new)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {old}") and "--trust" in err and not new.exists()
+    assert err.startswith(f"error: {old}: holds") and "--allow" in err and not new.exists()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}  # Colour's module
     done = subprocess.run(
-        [sys.executable, "-m", "snncost.checkpoint", "convert", "--trust", str(old), str(new)],
+        [sys.executable, "-m", "snncost.checkpoint", "convert", "--allow", "test_safe_checkpoints.Colour", str(old), str(new)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "any code in it runs" in done.stderr and f"wrote {new}" in done.stdout
+    assert f"wrote {new}" in done.stdout
     assert load_model(new).timesteps == 3
 
 
 def test_conversion_refuses_what_it_cannot_make_plain(tmp_path):
     old = tmp_path / "module.pt"
     torch.save({"format": ckpt.FORMAT, "model": torch.nn.Linear(2, 2)}, old)
-    with pytest.warns(UnsafeLoadWarning), pytest.raises(CheckpointError) as exc_info:
-        convert_checkpoint(old, tmp_path / "new.pt", trust=True)
+    with pytest.raises(CheckpointError) as exc_info:
+        convert_checkpoint(old, tmp_path / "new.pt", allow=["torch.nn.modules.linear.Linear"])
     assert message(exc_info).startswith(f"{old}: cannot convert to plain data") and "Linear" in str(exc_info.value)
