@@ -109,12 +109,6 @@ class _Tally:
         return None if correct is None or not self.samples else correct / self.samples
 
 
-def _has_lif(model: nn.Module) -> bool:
-    from snncost.nn import LIF
-
-    return any(isinstance(m, LIF) for m in model.modules())
-
-
 def _correct(logits: Any, y: torch.Tensor | None) -> int | None:
     """Correct top-1 predictions of one batch (None without labels or class logits)."""
     if y is None or logits is None:
@@ -151,14 +145,13 @@ def _replay(
     progress: bool | None = False,
 ) -> _Replay:
     """Replay ``model`` on ``data`` batch by batch and count its SNN and ANN events."""
-    from snncost.graph import build_graph
     from snncost.graph.trace import (
         find_encoder,
+        graph_of,
         has_encoder,
         is_chain_model,
         is_spiking_model,
         static_input,
-        trace_graph,
     )
     from snncost.sim import ann_counts, simulate
 
@@ -167,7 +160,7 @@ def _replay(
     batch_size = int(batch_size)
     module, default_name = load_model_input(model, timesteps)
     traced = not is_chain_model(module)  # anything but an nn.Sequential chain is traced
-    if not (is_spiking_model(module) if traced else _has_lif(module)):
+    if not is_spiking_model(module):
         raise ValueError(
             "model has no spiking (snncost.nn.LIF) layers: evaluate() costs an SNN; "
             "pass the ANN as baseline= instead"
@@ -197,15 +190,15 @@ def _replay(
     baseline_desc = "equivalent ANN (same graph, ReLU)"
     if baseline is not None:
         base_module, base_name = load_model_input(baseline)
-        if _has_lif(base_module):
+        if is_spiking_model(base_module):
             raise ValueError("baseline must be an ANN (it has spiking LIF layers)")
         base_module.eval()
         if is_chain_model(base_module):
-            base_graph = build_graph(base_module, input_shape=shape)
+            base_graph = graph_of(base_module, shape)
         else:  # a residual ANN of the zoo: its spiking twin's graph, run as an ANN by ann_counts
             from snncost.models.zoo import spiking_twin
 
-            base_graph = trace_graph(spiking_twin(base_module), shape)
+            base_graph = graph_of(spiking_twin(base_module), shape)
         baseline_desc = f"ANN {base_name or model_name(base_module)}"
     old_t = encoder.timesteps if encoder is not None else None
     T = int(timesteps) if timesteps is not None else int(old_t)
@@ -215,7 +208,7 @@ def _replay(
         if encoder is not None:
             encoder.timesteps = T
         label = name or default_name or ""
-        graph = trace_graph(module, shape, T, label) if traced else build_graph(module, shape, name=label)
+        graph = graph_of(module, shape, T, label)
         poisson = getattr(encoder, "kind", "") == "poisson"
         old_gen = getattr(encoder, "generator", None)
         if poisson:
