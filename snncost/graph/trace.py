@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import math
 import operator
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -485,9 +484,9 @@ class _InOrder(nn.Module):
     residual blocks is refused, naming it.
     """
 
-    def __init__(self, container: nn.Module, path: str) -> None:
+    def __init__(self, children: dict[str, nn.Module], path: str) -> None:
         super().__init__()
-        for name, child in container.named_children():
+        for name, child in children.items():
             child_path = f"{path}.{name}" if path else name
             if not (_is_temporal(child) or isinstance(child, (sn.Encoder, sn.SpikingSequential, _InOrder))):
                 raise UnsupportedModuleError(
@@ -516,7 +515,7 @@ def _in_order(module: nn.Module, path: str = "") -> nn.Module:
     children = {name: _in_order(child, f"{path}.{name}" if path else name) for name, child in module.named_children()}
     if not any(isinstance(c, _InOrder) or _traced_into(c) for c in children.values()):
         return module
-    return _InOrder(nn.Sequential(OrderedDict(children)), path)
+    return _InOrder(children, path)
 
 
 def _fx_graph(model: nn.Module) -> fx.GraphModule:
