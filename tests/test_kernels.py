@@ -137,6 +137,22 @@ def test_plan_cache_follows_the_graph():
     assert int(simulate(graph, x).layers[0].output_spikes.sum()) < int(after.layers[0].output_spikes.sum())
 
 
+def test_a_graph_is_a_snapshot_of_its_model():
+    """Training on after ``build_graph`` changes neither the graph nor its cached plan's replay:
+    the graph copies the weights (a view of the parameters would go stale under the plan cache)."""
+    model = small_snn()
+    graph = build_graph(model)
+    x = inputs("poisson")
+    before = simulate(graph, x)
+    weights = [n.weight.copy() for n in graph.weight_layers()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3.0)  # in place, as an optimiser step
+    assert all(np.array_equal(w, n.weight) for w, n in zip(weights, graph.weight_layers(), strict=True))
+    assert_same_run(before, simulate(graph, x))
+    assert not np.array_equal(before.logits, simulate(build_graph(model), x).logits)
+
+
 @pytest.mark.parametrize(
     "kind",
     [

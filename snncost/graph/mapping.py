@@ -123,9 +123,12 @@ def pair(value: Any, path: str, module: Any, what: str) -> tuple[int, int]:
 
 
 def to_numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    """A float32 copy of ``t``: a LayerGraph is a snapshot of the model, never a view of its
+    parameters (training on afterwards would otherwise change a built graph's weights under the
+    replay's cached plan, :func:`snncost.sim.plan.plan_for`)."""
     if t is None:
         return None
-    return np.ascontiguousarray(t.detach().cpu().to(torch.float32).numpy())
+    return np.array(t.detach().cpu().to(torch.float32).numpy(), dtype=np.float32, order="C", copy=True)
 
 
 def _quant(module: nn.Module) -> tuple[np.ndarray, int, np.ndarray | None, str]:
