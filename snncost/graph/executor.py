@@ -43,21 +43,12 @@ from snncost.nn.functional import neuron_step as _neuron_step
 
 _F32 = torch.float32
 
-#: LIFNode.charge -> the LIFNode field that holds the rule's constant (leak, tau or decay)
-_CONSTANT_FIELD = {
-    "leak": "leak",
-    "decay-input": "tau",
-    "no-decay-input": "tau",
-    "plif-decay-input": "decay",
-    "plif-no-decay-input": "decay",
-}
-
-
 def neuron_kind(node: LIFNode) -> NeuronKind:
     """The :class:`snncost.nn.functional.NeuronKind` of a LIF node (its charge and reset rules)."""
-    if node.charge not in _CONSTANT_FIELD:
-        raise ValueError(f"{node.name}: unknown charge {node.charge!r}; choose one of {', '.join(_CONSTANT_FIELD)}")
-    return NeuronKind(node.charge, node.reset, node.reset_value if node.reset == "hard" else 0.0)
+    try:
+        return NeuronKind(node.charge, node.reset, node.reset_value if node.reset == "hard" else 0.0)
+    except ValueError as exc:
+        raise ValueError(f"{node.name}: {exc}") from None
 
 
 def initial_membrane(node: LIFNode, like: torch.Tensor) -> torch.Tensor:
@@ -68,8 +59,8 @@ def initial_membrane(node: LIFNode, like: torch.Tensor) -> torch.Tensor:
 def neuron_step(node: LIFNode, u: torch.Tensor, current: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of ``node``'s neurons by :func:`snncost.nn.functional.neuron_step`, the rule
     training uses (charge, fire, reset); returns ``(spikes, new membrane)``."""
-    constant = float(getattr(node, _CONSTANT_FIELD.get(node.charge, "leak")))
-    return _neuron_step(u, current.to(_F32), constant, float(node.threshold), neuron_kind(node))
+    kind = neuron_kind(node)
+    return _neuron_step(u, current.to(_F32), node.charge_constant, float(node.threshold), kind)
 
 
 def _weight(node: WeightNode, x: torch.Tensor) -> torch.Tensor:

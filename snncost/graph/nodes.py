@@ -255,6 +255,20 @@ class LIFNode(Node):
     def neurons(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def charge_constant(self) -> float:
+        """The charge rule's constant: ``leak``, ``tau`` or ``decay`` (what :mod:`snncost.nn` calls ``p``)."""
+        fields = {
+            "leak": self.leak,
+            "decay-input": self.tau,
+            "no-decay-input": self.tau,
+            "plif-decay-input": self.decay,
+            "plif-no-decay-input": self.decay,
+        }
+        if self.charge not in fields:
+            raise ValueError(f"{self.name}: unknown charge {self.charge!r}; choose one of {', '.join(fields)}")
+        return float(fields[self.charge])
+
     def describe(self) -> str:
         rules = {
             "leak": f"leak={self.leak:.4g}",
