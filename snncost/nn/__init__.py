@@ -15,9 +15,11 @@ from snncost.nn.functional import (
     NeuronKind,
     lif_multistep,
     lif_step,
+    neuron_backend,
     neuron_forward,
     neuron_multistep,
     neuron_step,
+    set_neuron_backend,
 )
 from snncost.nn.layers import OutputIntegrator, SpikingSequential, TemporalDropout, TemporalModule
 from snncost.nn.neurons import IF, LIF, ParametricLIF, TauLIF
@@ -57,8 +59,10 @@ __all__ = [
     "lif_step",
     "model_quantization",
     "neuron_forward",
+    "neuron_backend",
     "neuron_multistep",
     "neuron_step",
+    "set_neuron_backend",
     "quantize_model",
     "quantize_tensor",
     "spike_fn",

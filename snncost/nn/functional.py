@@ -28,7 +28,10 @@ constant; :class:`~snncost.graph.LIFNode` states the same table):
 autograd node: the forward loop keeps no autograd graph (only ``h[t]`` and
 ``s[t]`` are stored) and the backward loop applies the hand-derived BPTT
 recurrence below. That is several times cheaper in memory and time than
-letting autograd record ~5 ops per step.
+letting autograd record ~5 ops per step. On the CPU (float32) both loops
+run as numba kernels (:mod:`snncost.nn.neuron_kernels`), one pass over
+memory each way, in the activations' own memory layout; the torch loops
+are the reference and what runs on GPUs (:func:`set_neuron_backend`).
 
 Backward (``g_u[t]`` is dL/du[t] arriving from step t+1, ``f'`` the
 surrogate, each charge rule supplying the scalars ``dh/du``, ``dh/dI`` and
@@ -54,12 +57,16 @@ spike in the reset, dropping the ``ds`` terms.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numba
+import numpy as np
 import torch
 
-from snncost.nn.surrogate import Surrogate, spike_fn
+from snncost.nn import neuron_kernels as _K
+from snncost.nn.surrogate import SURROGATE_CODES, Surrogate, spike_fn
 
 Tensor = torch.Tensor
 Scalar = float | Tensor
@@ -310,34 +317,54 @@ def _constant_grad(grad_h: Tensor, h_all: Tensor, s_all: Tensor, current, p: flo
 
 
 class _NeuronMultiStep(torch.autograd.Function):
+    """The fused multi-step neuron. On the CPU in float32 the loops run in the numba kernels
+    of :mod:`snncost.nn.neuron_kernels` (one pass over memory each way) on ``[T, M]`` views in
+    the input's memory order (:class:`_StepLayout`); elsewhere, or with the ``"torch"``
+    backend, as the torch loops above. Both give the same spikes bit for bit."""
+
     @staticmethod
     def forward(ctx, current, constant, theta, kind, surrogate, detach_reset):  # type: ignore[override]
         p, th = float(constant.detach()), float(theta.detach())
-        h_all, s_all = neuron_forward(current, p, th, kind)
+        layout = _StepLayout.of(current) if _use_kernels(current) else None
+        if layout is None:
+            h_all, s_all = neuron_forward(current, p, th, kind)
+            out = s_all
+        else:
+            current = layout.flat(current)
+            h_all, s_all = torch.empty_like(current), torch.empty_like(current)
+            _K.multistep_forward(
+                current.detach().numpy(), _K.CHARGE_CODES[kind.charge], kind.reset == "hard",
+                _kernel_constants(p, th, kind.vr), h_all.numpy(), s_all.numpy(),
+            )  # fmt: skip
+            out = layout.unflat(s_all)
         keep_current = ctx.needs_input_grad[1] and kind.rule.dh_dp_reads_current
         ctx.save_for_backward(h_all, s_all, current if keep_current else None)
-        ctx.constants, ctx.shapes = (p, th), (constant.shape, theta.shape)
+        ctx.constants, ctx.shapes, ctx.layout = (p, th), (constant.shape, theta.shape), layout
         ctx.kind, ctx.surrogate, ctx.detach_reset = kind, surrogate, detach_reset
-        return s_all
+        return out
 
     @staticmethod
     def backward(ctx, grad_s):  # type: ignore[override]
         h_all, s_all, current = ctx.saved_tensors
         p, th = ctx.constants
-        kind, detach = ctx.kind, ctx.detach_reset
-        rule, reset, vr = kind.rule, RESETS[kind.reset], kind.vr
+        kind, detach, layout = ctx.kind, ctx.detach_reset, ctx.layout
+        rule = kind.rule
         need_constant, need_theta = ctx.needs_input_grad[1], ctx.needs_input_grad[2]
-        # f'(x) / theta with x = (h - theta) / theta = h/theta - 1, for all steps at once
-        ds_dh = ctx.surrogate.scaled_grad_(h_all.mul(1.0 / th).sub_(1.0), 1.0, 1.0 / th)
-        grad_h = grad_s * ds_dh  # dL/ds[t] * ds/dh[t]; the recurrence is added below
         dh_du = rule.dh_du(p)
-        # dL/dh[t] += dh[t+1]/du[t] * du[t]/dh[t] * dL/dh[t+1]: one in-place pass backwards in time
-        for t in range(h_all.shape[0] - 2, -1, -1):
-            factor = reset.du_dh(h_all[t], s_all[t], ds_dh[t], th, vr, detach)
-            if factor is None:
-                grad_h[t].add_(grad_h[t + 1], alpha=dh_du)
-            else:
-                grad_h[t].addcmul_(grad_h[t + 1], factor, value=dh_du)
+        if layout is None:
+            grad_h, ds_dh = _recurrence_torch(
+                grad_s, h_all, s_all, p, th, kind, ctx.surrogate, detach
+            )
+        else:
+            grad_s = layout.flat(grad_s.detach()).contiguous()
+            grad_h = torch.empty_like(h_all)
+            ds_dh = torch.empty_like(h_all) if need_theta else torch.empty((1, 1))
+            f32 = np.float32
+            _K.multistep_backward(
+                grad_s.numpy(), h_all.numpy(), s_all.numpy(), SURROGATE_CODES[ctx.surrogate.name],
+                f32(ctx.surrogate.slope), f32(th), f32(dh_du), kind.reset == "hard", detach, f32(kind.vr),
+                grad_h.numpy(), ds_dh.numpy(), need_theta,
+            )  # fmt: skip
         g_constant = g_theta = None
         if need_constant:
             g_constant = _constant_grad(grad_h, h_all, s_all, current, p, th, kind).reshape(ctx.shapes[0])
@@ -345,7 +372,106 @@ class _NeuronMultiStep(torch.autograd.Function):
             g_theta = _theta_grad(grad_s, grad_h, h_all, s_all, ds_dh, dh_du, th, kind, detach).reshape(ctx.shapes[1])
         dh_di = rule.dh_di(p)
         grad_i = grad_h if dh_di == 1.0 else grad_h.mul_(dh_di)
+        grad_i = grad_i if layout is None else layout.unflat(grad_i)
         return grad_i, g_constant, g_theta, None, None, None
+
+
+def _recurrence_torch(
+    grad_s, h_all, s_all, p, th, kind, surrogate, detach
+) -> tuple[Tensor, Tensor]:
+    """``dL/dh[t]`` for all steps by whole-tensor torch passes; also returns ``ds/dh``."""
+    reset, vr = RESETS[kind.reset], kind.vr
+    # f'(x) / theta with x = (h - theta) / theta = h/theta - 1, for all steps at once
+    ds_dh = surrogate.scaled_grad_(h_all.mul(1.0 / th).sub_(1.0), 1.0, 1.0 / th)
+    grad_h = grad_s * ds_dh  # dL/ds[t] * ds/dh[t]; the recurrence is added below
+    dh_du = kind.rule.dh_du(p)
+    # dL/dh[t] += dh[t+1]/du[t] * du[t]/dh[t] * dL/dh[t+1]: one in-place pass backwards in time
+    for t in range(h_all.shape[0] - 2, -1, -1):
+        factor = reset.du_dh(h_all[t], s_all[t], ds_dh[t], th, vr, detach)
+        if factor is None:
+            grad_h[t].add_(grad_h[t + 1], alpha=dh_du)
+        else:
+            grad_h[t].addcmul_(grad_h[t + 1], factor, value=dh_du)
+    return grad_h, ds_dh
+
+
+#: which implementation runs the fused neuron loops: "auto" (numba kernels for float32 CPU
+#: tensors, torch otherwise), "numba" (the same; an error where the kernels cannot run) or "torch"
+NEURON_BACKENDS = ("auto", "numba", "torch")
+_backend = "auto"
+
+
+def set_neuron_backend(name: str) -> str:
+    """Choose the implementation of :func:`neuron_multistep` (:data:`NEURON_BACKENDS`); returns the old one.
+
+    The backends give identical spikes; gradients agree to float32 rounding
+    (they sum in a different order). ``"torch"`` is the reference the kernels
+    are tested against, and what runs on GPUs.
+    """
+    global _backend
+    if name not in NEURON_BACKENDS:
+        raise ValueError(
+            f"unknown neuron backend {name!r}; choose one of {', '.join(NEURON_BACKENDS)}"
+        )
+    old, _backend = _backend, name
+    return old
+
+
+@contextmanager
+def neuron_backend(name: str) -> Iterator[None]:
+    """``with neuron_backend("torch"): ...`` runs the block with that backend (:func:`set_neuron_backend`)."""
+    old = set_neuron_backend(name)
+    try:
+        yield
+    finally:
+        set_neuron_backend(old)
+
+
+def _use_kernels(current: Tensor) -> bool:
+    if _backend == "torch":
+        return False
+    ok = current.device.type == "cpu" and current.dtype == torch.float32 and current.numel() > 0
+    if not ok and _backend == "numba":
+        raise ValueError(
+            f"the numba neuron kernels run on float32 CPU tensors; got {current.dtype} on {current.device}"
+        )
+    if ok:
+        numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    return ok
+
+
+def _kernel_constants(p: float, th: float, vr: float) -> np.ndarray:
+    """:mod:`snncost.nn.neuron_kernels`'s ``nc``: the rule constant in every rule's slot."""
+    return np.array([p, p, p, vr, th, vr], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class _StepLayout:
+    """How a ``[T, ...]`` tensor maps onto the kernels' ``[T, M]`` arrays.
+
+    The per-step dimensions are taken in memory order (a channels-last
+    activation stays channels-last, no copy); a stride-0 time axis (a
+    direct-input current repeated over ``T``) is kept as a view.
+    """
+
+    order: tuple[int, ...]  # dims 1.. by decreasing stride
+    shape: tuple[int, ...]  # the permuted shape
+
+    @classmethod
+    def of(cls, x: Tensor) -> _StepLayout:
+        dims = sorted(range(1, x.dim()), key=lambda d: -x.stride(d))
+        order = (0, *dims)
+        return cls(order, tuple(x.shape[d] for d in order))
+
+    def flat(self, x: Tensor) -> Tensor:
+        """``x`` as ``[T, M]`` in memory order (a view where the strides allow, else a copy)."""
+        y = x.permute(self.order).reshape(self.shape[0], -1)
+        return y if y.stride(1) == 1 else y.contiguous()
+
+    def unflat(self, y: Tensor) -> Tensor:
+        """The inverse of :meth:`flat` for a contiguous ``[T, M]`` tensor."""
+        inverse = sorted(range(len(self.order)), key=lambda i: self.order[i])
+        return y.reshape(self.shape).permute(inverse)
 
 
 def _theta_grad(grad_s, grad_h, h_all, s_all, ds_dh, dh_du, th, kind, detach) -> Tensor:

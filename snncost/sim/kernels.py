@@ -54,7 +54,7 @@ of every step written to ``cur_out`` (it flows into a merge or a pool, and
 :func:`neuron_layer` integrates it later).
 
 Neurons follow :class:`snncost.graph.nodes.LIFNode`'s charge table (one
-rule per ``charge``, :data:`CHARGE_CODES`), fire at ``h >= theta`` and
+rule per ``charge``, :data:`snncost.nn.neuron_kernels.CHARGE_CODES`), fire at ``h >= theta`` and
 reset soft (``h - theta``) or hard (to ``reset_value``).
 
 An input event of value ``s`` is ``|s|`` spikes at one address (a SEW ADD
@@ -69,39 +69,12 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from snncost.nn.neuron_kernels import charge as neuron_charge
+from snncost.nn.neuron_kernels import fire as neuron_fire
+
 # slots of the per-sample, per-step count rows
 EVENTS, SYNOPS, SPIKES, SYNOPS_NZ, ACTIVE = 0, 1, 2, 3, 4
 N_COUNTS = 5
-
-#: LIFNode.charge -> the rule index :func:`_charge` branches on
-CHARGE_CODES = {"leak": 0, "decay-input": 1, "no-decay-input": 2, "plif-decay-input": 3, "plif-no-decay-input": 4}
-
-
-@njit(cache=True, inline="always")
-def _charge(charge, u, i, nc):
-    """``h`` of one neuron (:class:`~snncost.graph.nodes.LIFNode`'s table), float32, left to right.
-
-    ``nc`` = ``[leak, tau, decay, reset_value_in_charge, theta, u0]`` (float32);
-    ``charge`` is the index of the rule in :data:`CHARGE_CODES`.
-    """
-    if charge == 0:
-        return nc[0] * u + i
-    if charge == 1:
-        return u + (i - (u - nc[3])) / nc[1]
-    if charge == 2:
-        return u - (u - nc[3]) / nc[1] + i
-    if charge == 3:
-        return u + (i - (u - nc[3])) * nc[2]
-    return u - (u - nc[3]) * nc[2] + i
-
-
-@njit(cache=True, inline="always")
-def _fire(h, hard, nc):
-    """``(spike, new membrane)``: ``h >= theta``; soft reset ``h - theta``, hard reset to ``u0``."""
-    if h >= nc[4]:
-        return 1, (nc[5] if hard else h - nc[4])
-    return 0, h
-
 
 @njit(cache=True)
 def _nonzero_indices(row, idx):
@@ -249,7 +222,7 @@ def _neuron_rows(tile, post, u, sp, scale, bias, o0, ob, nq, charge, hard, nc):
         for k in range(ob):
             o = o0 + k
             i = np.float32(tile[tb + k]) * post * scale[o] + bias[o]
-            h = _charge(charge, u[tb + k], i, nc)
+            h = neuron_charge(charge, u[tb + k], i, nc)
             f = h >= nc[4]
             u[tb + k] = (nc[5] if hard else h - nc[4]) if f else h
             sp[tb + k] = f
@@ -389,7 +362,7 @@ def event_layer(
     Wo,
     charge,  # int: index in CHARGE_CODES
     hard,  # bool: hard reset
-    nc,  # float32 [6]: neuron constants (see _charge)
+    nc,  # float32 [6]: neuron constants (see snncost.nn.neuron_kernels.charge)
     mode,
     spk_out,  # int8 [B, T, O*Ho*Wo] (mode 0)
     acc_out,  # float32 [B, O*Ho*Wo] (mode 1): sum over T of the current
@@ -559,7 +532,7 @@ def neuron_layer(cur, charge, hard, nc, spk_out, counts):
             out = spk_out[b, t]
             fired = 0
             for j in range(N):
-                s, v = _fire(_charge(charge, u[j], row[j], nc), hard, nc)
+                s, v = neuron_fire(neuron_charge(charge, u[j], row[j], nc), hard, nc)
                 u[j] = v
                 out[j] = s
                 fired += s

@@ -48,7 +48,7 @@ from snncost.graph.nodes import (
     ReLUNode,
     WeightNode,
 )
-from snncost.sim import kernels as K
+from snncost.nn.neuron_kernels import CHARGE_CODES
 from snncost.sim.counts import layer_shape_facts
 
 INT8_MAX = 127
@@ -164,14 +164,14 @@ def neuron_constants(node: LIFNode | None) -> tuple[int, bool, np.ndarray]:
     the output read-out (``None``) gets inert ones."""
     if node is None:
         return 0, False, np.array([1, 1, 1, 0, 1, 0], np.float32)
-    if node.charge not in K.CHARGE_CODES:
-        raise ValueError(f"{node.name}: unknown charge {node.charge!r}; choose one of {', '.join(K.CHARGE_CODES)}")
+    if node.charge not in CHARGE_CODES:
+        raise ValueError(f"{node.name}: unknown charge {node.charge!r}; choose one of {', '.join(CHARGE_CODES)}")
     if node.reset not in ("soft", "hard"):
         raise ValueError(f"{node.name}: reset must be 'soft' or 'hard', got {node.reset!r}")
     hard = node.reset == "hard"
     vr = node.reset_value if hard else 0.0
     consts = np.array([node.leak, node.tau, node.decay, vr, node.threshold, vr], np.float32)
-    return K.CHARGE_CODES[node.charge], hard, consts
+    return CHARGE_CODES[node.charge], hard, consts
 
 
 def _geometry(node: WeightNode) -> tuple:
