@@ -25,11 +25,21 @@ the cross-entropy of those logits.
   ``x.unsqueeze(0).expand(T, ...)`` as its Fashion-MNIST example does, and
   ``functional.reset_net`` after every step.
 
+Rows besides the three defaults: ``snncost (channels-last)`` is the
+trainer's ``channels_last=true`` (conv weights and images channels-last,
+oneDNN's native layout); ``snntorch (channels-last)`` gives snntorch the
+same layout, so the layout's share of the gain can be told from
+snncost's own; ``snncost (torch neurons)`` runs the fused neuron as torch
+tensor passes instead of the numba kernels of
+:mod:`snncost.nn.neuron_kernels` (what snncost did before them).
+
 Each framework runs ``--warmup`` untimed optimizer steps, then ``--steps``
 timed ones; images/s = steps * batch / seconds. With ``--rounds > 1`` the
 frameworks are timed in turn that many times and the best round of each
-counts. The last line is ``RESULT train_vs_snntorch <ratio>`` (snncost
-images/s divided by snntorch images/s).
+counts. The last lines are ``RESULT train_vs_snntorch <ratio>`` (snncost
+with ``channels_last`` over snntorch as its tutorials run it),
+``RESULT train_vs_snntorch_default_layout`` (both channels-first) and
+``RESULT train_vs_snntorch_same_layout`` (both channels-last).
 
 Run: ``python bench/train_throughput.py`` (see ``--help``; defaults take a
 few minutes on a 2-core CPU).
@@ -52,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import snncost.nn as sn  # noqa: E402
 from snncost.models.vgg import CFGS, NeuronConfig, VGGSpec, build_snn, weight_layers  # noqa: E402
+from snncost.nn.functional import neuron_backend  # noqa: E402
 
 ALPHA = 2.0  # ArcTan surrogate slope, identical in all three libraries
 
@@ -199,6 +210,17 @@ class SpikingJellyVGG(nn.Module):
 # --------------------------------------------------------------------------- timing
 
 
+class ChannelsLast(nn.Module):
+    """``model`` with channels-last weights, fed channels-last images (what ``channels_last=true`` does)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last))
+
+
 def make_batches(args: argparse.Namespace, spec: VGGSpec) -> list[tuple[torch.Tensor, torch.Tensor]]:
     g = torch.Generator().manual_seed(args.seed)
     shape = (args.batch, spec.in_channels, spec.image_size, spec.image_size)
@@ -265,8 +287,14 @@ def main(argv: list[str] | None = None) -> float:
     reference = build_snncost(spec, T)
     builders: dict[str, Callable[[], nn.Module]] = {
         "snncost": lambda: build_snncost(spec, T),
+        "snncost (channels-last)": lambda: ChannelsLast(build_snncost(spec, T)),
+        "snncost (torch neurons)": lambda: build_snncost(spec, T),
         "snntorch": lambda: SnnTorchVGG(spec, T),
+        "snntorch (channels-last)": lambda: ChannelsLast(SnnTorchVGG(spec, T)),
     }
+    backends = {
+        "snncost (torch neurons)": "torch"
+    }  # every other row: the default ("auto": numba on the CPU)
     if sj_version is not None:
         builders["spikingjelly"] = lambda: SpikingJellyVGG(spec, T)
     if args.variants:
@@ -281,19 +309,21 @@ def main(argv: list[str] | None = None) -> float:
         model = build()
         copy_weights(reference, model)
         model.train()
-        with torch.no_grad():
+        with torch.no_grad(), neuron_backend(backends.get(name, "auto")):
             diff = (model(batches[0][0]) - ref_out).abs().max().item()
         print(f"  {name:<36} first-forward max |logit diff| vs snncost: {diff:.2e}")
         opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-        train_steps(model, opt, batches, args.warmup)
+        with neuron_backend(backends.get(name, "auto")):
+            train_steps(model, opt, batches, args.warmup)
         models[name], opts[name] = model, opt
 
     best: dict[str, float] = {}
     for r in range(args.rounds):
         for name in builders:
-            start = time.perf_counter()
-            loss = train_steps(models[name], opts[name], batches, args.steps, start=args.warmup)
-            elapsed = time.perf_counter() - start
+            with neuron_backend(backends.get(name, "auto")):
+                start = time.perf_counter()
+                loss = train_steps(models[name], opts[name], batches, args.steps, start=args.warmup)
+                elapsed = time.perf_counter() - start
             ips = args.steps * args.batch / elapsed
             best[name] = max(best.get(name, 0.0), ips)
             print(f"  round {r + 1}: {name:<36} {ips:8.1f} images/s  ({elapsed / args.steps * 1e3:7.1f} ms/step, loss {loss:.3f})")
@@ -301,11 +331,25 @@ def main(argv: list[str] | None = None) -> float:
     print("\nimages/s (best round):")
     for name, ips in best.items():
         print(f"  {name:<36} {ips:8.1f}")
-    ratio = best["snncost"] / best["snntorch"]
-    print(f"snncost / snntorch:     {ratio:.2f}x")
+    ratio = best["snncost (channels-last)"] / best["snntorch"]
+    default_layout = best["snncost"] / best["snntorch"]
+    same_layout = best["snncost (channels-last)"] / best["snntorch (channels-last)"]
+    print(f"snncost channels-last / snntorch:                 {ratio:.2f}x")
+    print(f"snncost / snntorch (both channels-first):         {default_layout:.2f}x")
+    print(f"snncost / snntorch (both channels-last):          {same_layout:.2f}x")
+    print(
+        f"numba neurons / torch neurons (snncost):          {best['snncost'] / best['snncost (torch neurons)']:.2f}x"
+    )
     if "spikingjelly" in best:
-        print(f"snncost / spikingjelly: {best['snncost'] / best['spikingjelly']:.2f}x")
+        print(
+            f"snncost / spikingjelly (both channels-first):     {best['snncost'] / best['spikingjelly']:.2f}x"
+        )
+        print(
+            f"snncost channels-last / spikingjelly:             {best['snncost (channels-last)'] / best['spikingjelly']:.2f}x"
+        )
     print(f"RESULT train_vs_snntorch {ratio:.3f}")
+    print(f"RESULT train_vs_snntorch_default_layout {default_layout:.3f}")
+    print(f"RESULT train_vs_snntorch_same_layout {same_layout:.3f}")
     return ratio
 
 

@@ -197,3 +197,39 @@ def test_claims_hold_only_at_matched_accuracy():
     assert "| small | 4 | 32 | 50 | - | 80.00% | -10.00 |" in md  # no val acc in these rows
     assert "| temporal pruning: 3-30x fewer timesteps | no | 1.00x (" in md
     assert "| 6.00x (small, -10.00 pts) |" in md
+
+
+def test_channels_last_trains_the_same_network(runs_dir, monkeypatch):
+    """``channels_last=true`` changes the memory layout, not the computation: the same run's
+    metrics agree to float rounding, the layout reaches the convs, and a run may be resumed
+    with the other layout (it is a run key, in no fingerprint)."""
+    layouts = []
+    real = engine.train_epoch
+
+    def spy(model, loader, *args, **kwargs):
+        conv = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][
+            1
+        ]  # C_in > 1: the layouts differ
+        layouts.append(conv.weight.stride(1) == 1)  # channels-last: the channels of a tap adjacent
+        return real(model, loader, *args, **kwargs)
+
+    monkeypatch.setattr("trainers.context.train_epoch", spy)
+    base = [*FAST, f"runs_dir={runs_dir}", "stages=[ann,convert,snn]"]
+    first = run_pipeline(resolve_config("digits", overrides=[*base, "name=nchw"]))
+    assert set(layouts) == {False}
+    layouts.clear()
+    last = run_pipeline(
+        resolve_config("digits", overrides=[*base, "name=nhwc", "channels_last=true"])
+    )
+    assert set(layouts) == {True}
+    for stage in ("ann", "snn"):
+        a, b = first.results[stage], last.results[stage]
+        assert (
+            abs(a["val_acc"] - b["val_acc"]) <= 0.02 and abs(a["test_acc"] - b["test_acc"]) <= 0.02
+        ), (stage, a, b)
+    resumed = run_pipeline(
+        resolve_config("digits", overrides=[*base, "name=nchw", "channels_last=true"])
+    )
+    assert resumed.results["snn"] == first.results["snn"], (
+        "a finished run is resumed, not retrained"
+    )

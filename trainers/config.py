@@ -165,6 +165,11 @@ class RunConfig(_Section):
         None, description="run once per seed in <name>/seed-<k>/, then aggregate (mean ± std); --seeds N: seed..seed+N-1"
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    channels_last: bool = Field(
+        False,
+        description="conv weights and images channels-last (oneDNN's native layout: faster convs on x86 CPUs); "
+        "floats are summed in another order, so results differ in the last bits, as with another thread count",
+    )
     runs_dir: str = "runs"
     progress: bool = True
     stages: list[Stage] = list(STAGES)

@@ -72,10 +72,17 @@ class Context:
             shuffle=shuffle,
             augment=augment,
             device=self.device,
+            channels_last=self.cfg.channels_last,
             seed=self.cfg.seed,
             rank=rank,
             world=world,
         )
+
+    def place(self, model: nn.Module) -> nn.Module:
+        """``model`` on the run's device, its conv weights channels-last when ``channels_last`` is set."""
+        if self.cfg.channels_last:
+            return model.to(self.device, memory_format=torch.channels_last)
+        return model.to(self.device)
 
     def evaluate_final(self, model: nn.Module, stage: str) -> dict:
         """A finished model's metrics: validation (what later choices read) and test, read once here.
@@ -102,7 +109,7 @@ class Context:
         data = self.run.finished(stage)
         if data is None:
             return None
-        model = rebuild_model(data, str(self.run.stage_file(stage))).to(self.device)
+        model = self.place(rebuild_model(data, str(self.run.stage_file(stage))))
         self.models[stage] = model
         self.results.setdefault(stage, data.get("metrics", {}))
         return model

@@ -385,6 +385,7 @@ class BatchLoader:
     Shuffling uses a generator seeded by ``seed`` and the epoch, so a resumed
     run sees exactly the batches an uninterrupted one would. ``rank`` and
     ``world`` shard each epoch's permutation for distributed training.
+    ``channels_last`` yields images in that memory layout (the run's ``channels_last``).
     """
 
     def __init__(
@@ -399,11 +400,13 @@ class BatchLoader:
         seed: int = 0,
         rank: int = 0,
         world: int = 1,
+        channels_last: bool = False,
     ) -> None:
         self.data, self.batch_size = data, batch_size
         self.shuffle, self.augment, self.device = shuffle, augment, torch.device(device)
         self.seed, self.rank, self.world = seed, rank, world
         self.epoch = 0
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=self.device).view(1, -1, 1, 1)
 
@@ -436,7 +439,7 @@ class BatchLoader:
             y = self.data.labels[idx].to(self.device, non_blocking=True)
             if self.augment:
                 x = _augment(x, gen)
-            yield (x - self.mean) / self.std, y
+            yield ((x - self.mean) / self.std).contiguous(memory_format=self.memory_format), y
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -100,9 +100,11 @@ STAGE_KEYS: dict[str, tuple[str, ...]] = {
 }
 assert tuple(STAGE_KEYS) == STAGES
 
-#: keys that change how or where a run goes, not what it computes: in no fingerprint
+#: keys that change how or where a run goes, not what it computes: in no fingerprint. (``device``
+#: and ``channels_last`` change the order floats are summed in, as the thread count does; a run
+#: may be resumed on another device or layout.)
 #: (``seeds`` makes several runs, each fingerprinted with its own ``seed``: :mod:`trainers.seeds`)
-RUN_KEYS = ("name", "runs_dir", "device", "progress", "stages", "seeds", "data.download", "data.cache_dir")
+RUN_KEYS = ("name", "runs_dir", "device", "channels_last", "progress", "stages", "seeds", "data.download", "data.cache_dir")
 
 #: Keys added after runs existed whose default computes something else than those runs did, with the
 #: value that describes such a run. A stored ``config.yaml`` without the key is read with this value, so

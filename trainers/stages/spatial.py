@@ -45,7 +45,7 @@ def stage_spatial(ctx: Context) -> None:
     neurons = wide.neurons
     torch.manual_seed(ctx.cfg.seed + 3)
     if cfg.init == "warm":
-        narrow = build_snn(plan.pruned_spec, neurons).to(ctx.device)
+        narrow = ctx.place(build_snn(plan.pruned_spec, neurons))
         warm_start_weights(wide, narrow, stats, plan)
     else:
         narrow = _from_scratch(ctx, plan.pruned_spec, neurons)
@@ -60,14 +60,14 @@ def _from_scratch(ctx: Context, spec, neurons):
     """ANN of the pruned widths, trained and converted: the paper's retraining route."""
     ann = ctx.model("spatial-ann")
     if ann is None:
-        ann = build_ann(spec).to(ctx.device)
+        ann = ctx.place(build_ann(spec))
         ocfg = ctx.cfg.ann
         if ctx.cfg.spatial.ann_epochs is not None:
             ocfg = ocfg.model_copy(update={"epochs": ctx.cfg.spatial.ann_epochs})
         metrics, history = train_stage(ctx, "spatial-ann", ann, ocfg)
         ctx.finish("spatial-ann", ann, metrics, history)
     torch.manual_seed(ctx.cfg.seed + 4)  # the same state whether spatial-ann was trained or restored
-    snn = build_snn(spec, neurons).to(ctx.device)
+    snn = ctx.place(build_snn(spec, neurons))
     convert(ann, snn, ctx.loader("train", shuffle=True), ctx.cfg.convert.percentile, ctx.cfg.convert.batches)
     return snn
 

@@ -14,7 +14,7 @@ def stage_ann(ctx: Context) -> None:
     if ctx.restore("ann"):
         return
     torch.manual_seed(ctx.cfg.seed)
-    ann = build_ann(model_spec(ctx.cfg, ctx.data)).to(ctx.device)
+    ann = ctx.place(build_ann(model_spec(ctx.cfg, ctx.data)))
     metrics, history = train_stage(ctx, "ann", ann, ctx.cfg.ann)
     ctx.finish("ann", ann, metrics, history)
 
@@ -26,7 +26,7 @@ def stage_convert(ctx: Context) -> None:
     ann = ctx.require("ann")
     neurons = neuron_config(ctx.cfg)
     torch.manual_seed(ctx.cfg.seed + 1)
-    snn = build_snn(ann.spec, neurons).to(ctx.device)
+    snn = ctx.place(build_snn(ann.spec, neurons))
     snn.timesteps = ctx.cfg.convert.timesteps or neurons.timesteps
     thresholds = convert(ann, snn, ctx.loader("train", shuffle=True), ctx.cfg.convert.percentile, ctx.cfg.convert.batches)
     snn.timesteps = neurons.timesteps
@@ -48,7 +48,7 @@ def stage_snn(ctx: Context) -> None:
     init = ctx.model("convert")
     spec = init.spec if init is not None else model_spec(ctx.cfg, ctx.data)
     torch.manual_seed(ctx.cfg.seed + 2)
-    snn = build_snn(spec, neurons).to(ctx.device)
+    snn = ctx.place(build_snn(spec, neurons))
     if init is not None:
         snn.load_state_dict(init.state_dict())
     else:
