@@ -66,14 +66,27 @@ PRESETS: dict[str, dict] = {
         "evaluate": {"samples": 360},
     },
     "fashion-mnist": {
-        # sized for a 2-core CPU (about 20 minutes): 10,000 training images, the full test set
-        "data": {"name": "fashion-mnist", "batch_size": 64, "augment": False, "subset": 10000},
-        "model": {"arch": "custom", "features": [32, "P", 64, 64, "P"], "classifier": [256], "dropout": 0.1},
-        "ann": {"epochs": 8, "optimizer": "sgd", "lr": 0.02},
-        "snn": {"timesteps": 8, "epochs": 2, "optimizer": "adam", "lr": 2e-4},
+        # the full 60,000-image training set (54,000 train + 6,000 validation), sized for a
+        # 2-core CPU: about 20 minutes per seed on one core (docs/RESULTS.md)
+        "data": {"name": "fashion-mnist", "batch_size": 64, "augment": False},
+        "model": {"arch": "custom", "features": [16, "P", 32, 32, "P"], "classifier": [128], "dropout": 0.1},
+        "ann": {"epochs": 10, "optimizer": "sgd", "lr": 0.02},
+        "snn": {"timesteps": 6, "epochs": 2, "optimizer": "adam", "lr": 2e-4},
         "spatial": {"threshold": 0.999, "epochs": 2, "batches": 16},
-        "temporal": {"schedule": [8, 6, 4, 2], "epochs": 1, "tolerance": 0.01},
+        "temporal": {"schedule": [6, 4, 2, 1], "epochs": 1, "tolerance": 0.01},
         "quantize": {"bits": 5},
+        "evaluate": {"samples": 512},
+    },
+    # CIFAR-10 on its full 50,000-image training set with a VGG sized for a 2-core CPU
+    # (about an hour on one core): three conv layers, T=5 instead of the paper's 25
+    "cifar10-small": {
+        "data": {"name": "cifar10", "batch_size": 64, "augment": True},
+        "model": {"arch": "custom", "features": [32, "P", 64, "P", 128, "P"], "classifier": [256], "dropout": 0.1},
+        "ann": {**_PAPER_ANN, "epochs": 30, "lr": 0.05, "schedule": "cosine"},
+        "snn": {**_PAPER_SNN, "timesteps": 5, "epochs": 3, "lr": 3e-4, "schedule": "cosine"},
+        "spatial": {"threshold": 0.999, "epochs": 2, "ann_epochs": 15, "batches": 16},
+        "temporal": {"schedule": [5, 3, 2, 1], "epochs": 1, "tolerance": 0.01},
+        "quantize": {"bits": 5, "per_channel": True},
         "evaluate": {"samples": 512},
     },
     "cifar10-vgg9": {
