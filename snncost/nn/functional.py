@@ -61,11 +61,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 
-from snncost.nn import neuron_kernels as _K
 from snncost.nn.surrogate import SURROGATE_CODES, Surrogate, spike_fn
 
 Tensor = torch.Tensor
@@ -332,8 +330,8 @@ class _NeuronMultiStep(torch.autograd.Function):
         else:
             current = layout.flat(current)
             h_all, s_all = torch.empty_like(current), torch.empty_like(current)
-            _K.multistep_forward(
-                current.detach().numpy(), _K.CHARGE_CODES[kind.charge], kind.reset == "hard",
+            _kernels().multistep_forward(
+                current.detach().numpy(), _kernels().CHARGE_CODES[kind.charge], kind.reset == "hard",
                 _kernel_constants(p, th, kind.vr), h_all.numpy(), s_all.numpy(),
             )  # fmt: skip
             out = layout.unflat(s_all)
@@ -360,7 +358,7 @@ class _NeuronMultiStep(torch.autograd.Function):
             grad_h = torch.empty_like(h_all)
             ds_dh = torch.empty_like(h_all) if need_theta else torch.empty((1, 1))
             f32 = np.float32
-            _K.multistep_backward(
+            _kernels().multistep_backward(
                 grad_s.numpy(), h_all.numpy(), s_all.numpy(), SURROGATE_CODES[ctx.surrogate.name],
                 f32(ctx.surrogate.slope), f32(th), f32(dh_du), kind.reset == "hard", detach, f32(kind.vr),
                 grad_h.numpy(), ds_dh.numpy(), need_theta,
@@ -436,8 +434,17 @@ def _use_kernels(current: Tensor) -> bool:
             f"the numba neuron kernels run on float32 CPU tensors; got {current.dtype} on {current.device}"
         )
     if ok:
+        import numba
+
         numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     return ok
+
+
+def _kernels():
+    """:mod:`snncost.nn.neuron_kernels`, imported on first use (``import snncost.nn`` stays numba-free)."""
+    from snncost.nn import neuron_kernels
+
+    return neuron_kernels
 
 
 def _kernel_constants(p: float, th: float, vr: float) -> np.ndarray:

@@ -31,7 +31,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from snncost.nn.surrogate import surrogate_grad_scalar
+from snncost.nn import surrogate
+
+surrogate_grad_scalar = njit(cache=True, inline="always")(surrogate.surrogate_grad_scalar)
 
 #: LIFNode.charge / NeuronKind.charge -> the rule index :func:`charge` branches on
 CHARGE_CODES = {

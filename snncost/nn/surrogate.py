@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from numba import njit
 
 SURROGATES = ("piecewise_linear", "fast_sigmoid", "arctan")
 
@@ -83,9 +82,9 @@ def _arctan_grad_(x: torch.Tensor, alpha: float, a: float, b: float) -> torch.Te
 SURROGATE_CODES = {"piecewise_linear": 0, "fast_sigmoid": 1, "arctan": 2}
 
 
-@njit(cache=True, inline="always")
 def surrogate_grad_scalar(code, x, alpha):
-    """``f'(x)`` of one float32 value: the formulas above, for the numba neuron backward."""
+    """``f'(x)`` of one float32 value: the formulas above, written for numba
+    (:mod:`snncost.nn.neuron_kernels` compiles it; importing this module does not need numba)."""
     if code == 0:
         return alpha * max(np.float32(0.0), np.float32(1.0) - alpha * abs(x))
     if code == 1:
