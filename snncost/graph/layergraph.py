@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import fields
 from pathlib import Path
 
 import networkx as nx
@@ -56,6 +57,16 @@ class LayerGraph:
         if any(pos[a] > pos[b] for a, b in g.edges):
             order = list(nx.topological_sort(g))
         self._order = order
+
+    def same_as(self, other: LayerGraph) -> bool:
+        """True when ``other`` describes the same network: name, skipped modules, edges, and
+        node by node the same type and field values (arrays equal in dtype, shape and every
+        element). What :func:`~snncost.graph.graph_of` checks before reusing a graph."""
+        if (self.name, self.skipped, self._order, sorted(self.nx.edges)) != (
+            other.name, other.skipped, other._order, sorted(other.nx.edges)
+        ):  # fmt: skip
+            return False
+        return all(_same_node(a, b) for a, b in zip(self, other, strict=True))
 
     # -- access ---------------------------------------------------------------
     def __iter__(self) -> Iterator[Node]:
@@ -202,3 +213,22 @@ class LayerGraph:
         if not isinstance(node, WeightNode):
             raise ValueError(f"{name} is a {node.type_name} node, not a weight layer")
         return node.weight
+
+
+def _same_node(a: Node, b: Node) -> bool:
+    if type(a) is not type(b):
+        return False
+    for f in fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)):
+                return False
+            if x.dtype != y.dtype or x.shape != y.shape or not np.array_equal(x, y):
+                return False
+        else:
+            try:
+                if bool(x != y):
+                    return False
+            except (TypeError, ValueError):  # e.g. a list holding arrays: not provably equal
+                return False
+    return True

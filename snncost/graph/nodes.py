@@ -8,6 +8,7 @@ spirit of NIR's node types. Shapes never include the batch or time axes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -114,8 +115,26 @@ class _WeightNode(Node):
     @property
     def nonzero_weight_macs(self) -> int:
         """:attr:`real_macs` whose weight is nonzero (a weight-sparse datapath skips the rest)."""
-        nz = (np.asarray(self.weight) != 0).reshape(self.weight.shape[0], -1)
-        return int((nz * self.valid_taps().reshape(1, -1)).sum())
+
+        def count() -> int:
+            nz = (np.asarray(self.weight) != 0).reshape(self.weight.shape[0], -1)
+            return int((nz * self.valid_taps().reshape(1, -1)).sum())
+
+        return self._weight_stat("nonzero_weight_macs", count)
+
+    @property
+    def zero_weights(self) -> int:
+        """How many weights are exactly zero."""
+        return self._weight_stat("zero_weights", lambda: int((np.asarray(self.weight) == 0).sum()))
+
+    def _weight_stat(self, key: str, compute: Callable[[], int]) -> int:
+        """``compute()``, remembered while ``weight`` is the same array object (a graph's
+        arrays are its own copies: :func:`snncost.graph.mapping.to_numpy`)."""
+        memo = self.__dict__.setdefault("_weight_stats", {})
+        hit = memo.get(key)
+        if hit is None or hit[0] is not self.weight:
+            hit = memo[key] = (self.weight, compute())
+        return hit[1]
 
     def valid_taps(self) -> np.ndarray:
         """Per input-side tap ``(c, ky, kx)`` (flattened), how many output positions it

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -702,10 +703,30 @@ def graph_of(
     model: nn.Module, input_shape: tuple[int, ...], timesteps: int | None = None, name: str = ""
 ) -> LayerGraph:
     """The LayerGraph of any model snncost can cost: a chain of known modules is walked
-    (:func:`~snncost.graph.build_graph`), anything else is traced (:func:`trace_graph`)."""
+    (:func:`~snncost.graph.build_graph`), anything else is traced (:func:`trace_graph`).
+
+    The graph is built afresh each call (a snapshot of the model as it is now), but when it
+    is :meth:`~snncost.graph.LayerGraph.same_as` the graph this model gave last time, that
+    earlier graph is returned: what was derived from it (the replay's compiled plan, the
+    weight statistics of its nodes) is reused when the same model is costed again, and
+    recomputed as soon as anything in the model changed.
+    """
     from snncost.graph.build import build_graph
 
     if is_chain_model(model):
-        return build_graph(model, input_shape, name=name)
-    return trace_graph(model, input_shape, timesteps, name)
+        graph = build_graph(model, input_shape, name=name)
+    else:
+        graph = trace_graph(model, input_shape, timesteps, name)
+    try:
+        last = _LAST_GRAPH.get(model)
+    except TypeError:  # not weak-referenceable: nothing to reuse
+        return graph
+    if last is not None and last.same_as(graph):
+        return last
+    _LAST_GRAPH[model] = graph
+    return graph
+
+
+#: model -> the graph graph_of built for it last time (goes with the model)
+_LAST_GRAPH: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 

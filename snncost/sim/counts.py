@@ -234,5 +234,5 @@ def layer_shape_facts(node) -> dict:
         "real_macs": node.real_macs,
         "padded_macs": node.dense_macs,
         "nonzero_weight_macs": node.nonzero_weight_macs,
-        "zero_weights": int((np.asarray(node.weight) == 0).sum()),
+        "zero_weights": node.zero_weights,
     }
