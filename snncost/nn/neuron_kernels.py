@@ -83,8 +83,8 @@ def fire(h, hard, nc):
 @njit(cache=True)
 def _forward_block(code, hard, cur, p, vr, th, u0, h_out, s_out, j0, u):
     """All T steps of the neurons ``j0 .. j0 + len(u)``. A function of its own (not inlined
-    into the ``prange`` body) on 1-d row views, which LLVM vectorises; ``code`` is a
-    literal at each call site, so the rule's branch folds away."""
+    into the ``prange`` body) on 1-d row views: LLVM vectorises the loop over neurons (the
+    branches on ``code`` and ``hard`` are loop-invariant and hoisted out of it)."""
     zero, one = np.float32(0.0), np.float32(1.0)
     n = u.shape[0]
     for t in range(cur.shape[0]):
@@ -110,16 +110,7 @@ def multistep_forward(cur, code, hard, nc, h_out, s_out):
     for blk in prange((M + BLOCK - 1) // BLOCK):
         j0 = blk * BLOCK
         u = np.full(min(M - j0, BLOCK), u0, np.float32)
-        if code == 0:
-            _forward_block(0, hard, cur, p, vr, th, u0, h_out, s_out, j0, u)
-        elif code == 1:
-            _forward_block(1, hard, cur, p, vr, th, u0, h_out, s_out, j0, u)
-        elif code == 2:
-            _forward_block(2, hard, cur, p, vr, th, u0, h_out, s_out, j0, u)
-        elif code == 3:
-            _forward_block(3, hard, cur, p, vr, th, u0, h_out, s_out, j0, u)
-        else:
-            _forward_block(4, hard, cur, p, vr, th, u0, h_out, s_out, j0, u)
+        _forward_block(code, hard, cur, p, vr, th, u0, h_out, s_out, j0, u)
 
 
 @njit(cache=True)
@@ -174,57 +165,6 @@ def multistep_backward(
     for blk in prange((M + BLOCK - 1) // BLOCK):
         j0 = blk * BLOCK
         nxt = np.zeros(min(M - j0, BLOCK), np.float32)  # dh[t+1]/du[t] * dL/dh[t+1]
-        if sur == 0:
-            _backward_block(
-                0,
-                alpha,
-                th,
-                dh_du,
-                hard,
-                detach,
-                vr,
-                grad_s,
-                h,
-                s,
-                grad_h,
-                ds_out,
-                keep_ds,
-                j0,
-                nxt,
-            )
-        elif sur == 1:
-            _backward_block(
-                1,
-                alpha,
-                th,
-                dh_du,
-                hard,
-                detach,
-                vr,
-                grad_s,
-                h,
-                s,
-                grad_h,
-                ds_out,
-                keep_ds,
-                j0,
-                nxt,
-            )
-        else:
-            _backward_block(
-                2,
-                alpha,
-                th,
-                dh_du,
-                hard,
-                detach,
-                vr,
-                grad_s,
-                h,
-                s,
-                grad_h,
-                ds_out,
-                keep_ds,
-                j0,
-                nxt,
-            )
+        _backward_block(
+            sur, alpha, th, dh_du, hard, detach, vr, grad_s, h, s, grad_h, ds_out, keep_ds, j0, nxt
+        )
