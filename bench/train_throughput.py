@@ -238,7 +238,7 @@ def train_steps(model: nn.Module, opt: torch.optim.Optimizer, batches, n: int, s
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def main(argv: list[str] | None = None) -> float:
