@@ -98,3 +98,31 @@ def _put_on_exact_grid(model, seed: int = 0):
 def exact_grid():
     """:func:`_put_on_exact_grid`: makes a model's forward and its replay add identical numbers."""
     return _put_on_exact_grid
+
+
+def _spikingjelly_spike_counts(net, x, timesteps: int) -> dict[str, int]:
+    """Spikes per SpikingJelly neuron (module path -> count) in one multi-step forward of ``net``
+    on ``x`` repeated over ``timesteps`` steps (direct input, as the traced graph replays it)."""
+    import torch
+    from spikingjelly.activation_based import functional, neuron
+
+    counts: dict[str, int] = {}
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, k=k: counts.__setitem__(k, int(o.sum())))
+        for k, m in net.named_modules()
+        if isinstance(m, neuron.BaseNode)
+    ]
+    functional.reset_net(net)
+    try:
+        with torch.no_grad():
+            net(x.unsqueeze(0).repeat(timesteps, *([1] * x.dim())))
+    finally:
+        for h in hooks:
+            h.remove()
+    return counts
+
+
+@pytest.fixture(scope="session")
+def sj_spike_counts():
+    """:func:`_spikingjelly_spike_counts`: what a SpikingJelly model's own forward fires, per neuron."""
+    return _spikingjelly_spike_counts

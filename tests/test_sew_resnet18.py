@@ -74,10 +74,9 @@ def test_spikingjelly_and_zoo_sew18_cost_identically(nets):
     assert sum(r.kind == "merge" for r in got.snn) == 8  # one SEW ADD per basic block
 
 
-def test_replay_spikes_and_acs_equal_spikingjelly_forward(nets):
+def test_replay_spikes_and_acs_equal_spikingjelly_forward(nets, sj_spike_counts):
     sj_net, _, x = nets
     graph = trace_graph(sj_net, SHAPE, timesteps=T)
-    spikes: dict[str, int] = {}
     conv_acs: dict[str, int] = {}
 
     def count_acs(name, conv):
@@ -88,17 +87,16 @@ def test_replay_spikes_and_acs_equal_spikingjelly_forward(nets):
             conv_acs[name] = int(reach.sum()) * m.out_channels
         return hook
 
-    hooks = []
-    for name, m in sj_net.named_modules():
-        if isinstance(m, neuron.BaseNode):
-            hooks.append(m.register_forward_hook(lambda m, i, o, k=name: spikes.__setitem__(k, int(o.sum()))))
-        elif isinstance(m, nn.Conv2d) and name != "conv1":
-            hooks.append(m.register_forward_pre_hook(count_acs(name, m)))
-    functional.reset_net(sj_net)
-    with torch.no_grad():
-        sj_net(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
-    for h in hooks:
-        h.remove()
+    hooks = [
+        m.register_forward_pre_hook(count_acs(name, m))
+        for name, m in sj_net.named_modules()
+        if isinstance(m, nn.Conv2d) and name != "conv1"
+    ]
+    try:
+        spikes = sj_spike_counts(sj_net, x, T)
+    finally:
+        for h in hooks:
+            h.remove()
     run = simulate(graph, x, record_spikes=True)
     assert {k: int(v.sum()) for k, v in run.extra["spikes"].items()} == spikes
     assert sum(spikes.values()) > 0

@@ -336,7 +336,7 @@ class _MeanT(nn.Module):
         return self.body(x).mean(0)
 
 
-def test_spikingjelly_chain_costs_and_spikes(sj):
+def test_spikingjelly_chain_costs_and_spikes(sj, sj_spike_counts):
     """A SpikingJelly chain (IF, soft reset) costs what the same snncost network costs, and the
     replay's spike counts per layer equal SpikingJelly's own forward's."""
     functional, layer, neuron = sj
@@ -346,14 +346,7 @@ def test_spikingjelly_chain_costs_and_spikes(sj):
     x = torch.randint(0, 9, (6, 2, 8, 8)).float() / 8
     T = 4
     g = trace_graph(net, (2, 8, 8), timesteps=T)
-    counts = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, k=k: counts.__setitem__(k, int(o.sum())))
-             for k, m in net.named_modules() if isinstance(m, neuron.IFNode)]  # fmt: skip
-    functional.reset_net(net)
-    with torch.no_grad():
-        net(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
-    for h in hooks:
-        h.remove()
+    counts = sj_spike_counts(net, x, T)
     run = simulate(g, x, record_spikes=True)
     replayed = {k: int(v.sum()) for k, v in run.extra["spikes"].items()}
     assert replayed == counts and sum(counts.values()) > 0

@@ -70,21 +70,11 @@ def _model(cnf: str, neurons: str, exact_grid) -> SJSew:
 
 @pytest.mark.parametrize("cnf", ["ADD", "AND", "IAND"])
 @pytest.mark.parametrize("neurons", ["if", "mixed"])
-def test_spikingjelly_spike_counts_equal_replay(cnf, neurons, exact_grid):
+def test_spikingjelly_spike_counts_equal_replay(cnf, neurons, exact_grid, sj_spike_counts):
     net = _model(cnf, neurons, exact_grid)
     x = torch.randint(0, 9, (5, 2, 8, 8)).float() / 8
     g = trace_graph(net, (2, 8, 8), timesteps=T)
-    counts: dict[str, int] = {}
-    hooks = [
-        m.register_forward_hook(lambda m, i, o, k=k: counts.__setitem__(k, int(o.sum())))
-        for k, m in net.named_modules()
-        if isinstance(m, neuron.BaseNode)
-    ]
-    functional.reset_net(net)
-    with torch.no_grad():
-        net(x.unsqueeze(0).repeat(T, 1, 1, 1, 1))
-    for h in hooks:
-        h.remove()
+    counts = sj_spike_counts(net, x, T)
     run = simulate(g, x, record_spikes=True)
     replayed = {k: int(v.sum()) for k, v in run.extra["spikes"].items()}
     assert replayed == counts
