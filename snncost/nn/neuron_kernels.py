@@ -140,10 +140,8 @@ def _backward_block(
             g = gs[k] * d + f * nxt[k]
             gh[k] = g
             nxt[k] = dh_du * g
-        if keep_ds:
-            dso = ds_out[t, j0 : j0 + n]
-            for k in range(n):
-                dso[k] = surrogate_grad_scalar(sur, hr[k] * inv - one, alpha) * inv
+            if keep_ds:
+                ds_out[t, j0 + k] = d
 
 
 @njit(parallel=True, cache=True)
