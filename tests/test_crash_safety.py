@@ -30,7 +30,7 @@ import torch
 import yaml
 
 import snncost
-from snncost.checkpoint import read_checkpoint
+from snncost.checkpoint import read_checkpoint, safe_load
 from trainers.config import ConfigError, resolve_config
 from trainers.rundir import RunDir
 
@@ -73,7 +73,7 @@ def check_complete(run: Path) -> None:
         raw = path.read_bytes()
         where = str(path.relative_to(run))
         if path.suffix == ".pt" and path.parent.name == "checkpoints":
-            data = torch.load(path, map_location="cpu", weights_only=False)
+            data = safe_load(path)
             assert read_checkpoint(path) and isinstance(data["state_dict"], dict), where
         elif path.suffix == ".pt":  # eval_batch.pt: the costed inputs
             data = torch.load(path, map_location="cpu", weights_only=True)
@@ -98,7 +98,7 @@ def metrics(run: Path) -> list[dict]:
 
 
 def checkpoints(run: Path) -> dict[str, dict]:
-    return {p.name: torch.load(p, map_location="cpu", weights_only=False) for p in sorted((run / "checkpoints").glob("*.pt"))}
+    return {p.name: safe_load(p) for p in sorted((run / "checkpoints").glob("*.pt"))}
 
 
 def names(run: Path) -> set[str]:
@@ -106,7 +106,7 @@ def names(run: Path) -> set[str]:
 
 
 def epoch_of(run: Path, file: str) -> int:
-    return torch.load(run / "checkpoints" / file, map_location="cpu", weights_only=False)["epoch"]
+    return safe_load(run / "checkpoints" / file)["epoch"]
 
 
 #: (SNNCOST_CRASH_AT, what the killed run left behind); the points follow the

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from snncost.checkpoint import safe_load
+
 ROOT = Path(__file__).resolve().parents[1]
 
 COMMON = [
@@ -58,8 +60,8 @@ def test_torchrun_two_processes_match_one(tmp_path):
     plan_a = json.loads((tmp_path / "single" / "r" / "spatial_plan.json").read_text())
     plan_b = json.loads((tmp_path / "ddp" / "r" / "spatial_plan.json").read_text())
     assert [layer["new_width"] for layer in plan_a["layers"]] == [layer["new_width"] for layer in plan_b["layers"]]
-    wa = torch.load(tmp_path / "single" / "r" / "checkpoints" / "snn.pt", weights_only=False)["state_dict"]
-    wb = torch.load(tmp_path / "ddp" / "r" / "checkpoints" / "snn.pt", weights_only=False)["state_dict"]
+    wa = safe_load(tmp_path / "single" / "r" / "checkpoints" / "snn.pt")["state_dict"]
+    wb = safe_load(tmp_path / "ddp" / "r" / "checkpoints" / "snn.pt")["state_dict"]
     for k in wa:
         assert torch.allclose(wa[k], wb[k], rtol=1e-3, atol=1e-4), k
     # only rank 0 wrote: one set of files, no stray temporaries

@@ -6,6 +6,7 @@ import os
 import pytest
 import torch
 
+from snncost.checkpoint import safe_load
 from snncost.models import NeuronConfig, build_ann, build_snn
 from trainers import engine
 from trainers.config import ConfigError, resolve_config
@@ -107,8 +108,8 @@ def test_resume_after_interruption_gives_same_metrics(runs_dir, monkeypatch):
         return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in open(f"{runs_dir}/{name}/metrics.jsonl")]
 
     assert metrics("killed") == metrics("straight")
-    a = torch.load(f"{runs_dir}/straight/checkpoints/snn.pt", weights_only=False)["state_dict"]
-    b = torch.load(f"{runs_dir}/killed/checkpoints/snn.pt", weights_only=False)["state_dict"]
+    a = safe_load(f"{runs_dir}/straight/checkpoints/snn.pt")["state_dict"]
+    b = safe_load(f"{runs_dir}/killed/checkpoints/snn.pt")["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
